@@ -1,0 +1,71 @@
+import { createServer, type Server as HttpServer } from "node:http";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { Server } from "socket.io";
+import type { Config } from "./config.js";
+import { registerEvents } from "./events/index.js";
+import type { TypedServer } from "./events/handler.js";
+import { createHttpApp } from "./http/routes.js";
+import { createLogger, type Logger } from "./logger.js";
+import { createMemoryPostStore, createRedisPostStore } from "./posts/store.js";
+import { connectRedis, type RedisConnections } from "./redis.js";
+import { generateRoutedId } from "./routing.js";
+
+export interface App {
+  httpServer: HttpServer;
+  io: TypedServer;
+  log: Logger;
+  isReady(): boolean;
+  /** Stops accepting, drops every local client so it reconnects elsewhere, closes Redis. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export function createApp(config: Config, log: Logger = createLogger(config)): App {
+  const redis: RedisConnections | undefined = config.redisUrl ? connectRedis(config.redisUrl, log) : undefined;
+  const posts = redis
+    ? createRedisPostStore(redis.pub, config.redisKeyPrefix, config.postsLimit)
+    : createMemoryPostStore(config.postsLimit);
+
+  let closing = false;
+  const isReady = () => !closing && (redis ? redis.isReady() : true);
+
+  const io: TypedServer = new Server({
+    cors: { origin: config.corsOrigins, methods: ["GET", "POST"] },
+    maxHttpBufferSize: config.maxHttpBufferSize,
+    adapter: redis ? createAdapter(redis.pub, redis.sub, { key: `${config.redisKeyPrefix}socket.io` }) : undefined,
+  });
+  const httpServer = createServer(createHttpApp({ config, log, posts, isReady, io }));
+  // Attached after Express so that Engine.IO answers /socket.io/ and hands every other request on.
+  io.attach(httpServer);
+  io.engine.generateId = generateRoutedId;
+  io.engine.on("headers", (headers: Record<string, string>) => {
+    headers["X-Replica-Id"] = config.replicaId;
+  });
+  io.engine.on("connection_error", (err: { code: number; message: string; req?: { url?: string } }) => {
+    log.warn({ code: err.code, reason: err.message, url: err.req?.url }, "engine.io connection error");
+  });
+
+  io.on("connection", (socket) => {
+    log.debug({ socket: socket.id, transport: socket.conn.transport.name }, "client connected");
+    registerEvents({ io, socket, replicaId: config.replicaId, log });
+    socket.on("disconnect", (reason) => log.debug({ socket: socket.id, reason }, "client disconnected"));
+  });
+
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= (async () => {
+      closing = true;
+      log.info({ connections: io.engine.clientsCount }, "shutting down");
+      // io.close() closes the HTTP listener and every local engine connection: clients see a transport
+      // close (not a server-side disconnect) and therefore reconnect, through the balancer, elsewhere.
+      await new Promise<void>((resolve) => {
+        io.close(() => resolve());
+        httpServer.closeAllConnections();
+      });
+      await redis?.close();
+      log.info("shut down");
+    })();
+    return closed;
+  };
+
+  return { httpServer, io, log, isReady, close };
+}

@@ -1,0 +1,102 @@
+import { hostname } from "node:os";
+
+export interface Config {
+  port: number;
+  host: string;
+  replicaId: string;
+  redisUrl: string | undefined;
+  redisKeyPrefix: string;
+  corsOrigins: string[] | "*";
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  maxHttpBufferSize: number;
+  shutdownTimeoutMs: number;
+  postsLimit: number;
+  version: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    detail: string,
+  ) {
+    super(`invalid ${variable}: ${detail}`);
+    this.name = "ConfigError";
+  }
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `expected an integer, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) {
+    throw new ConfigError(name, `expected ${min}..${max}, got ${value}`);
+  }
+  return value;
+}
+
+function redisUrl(env: Env): string | undefined {
+  const raw = env.REDIS_URL;
+  if (raw === undefined || raw === "") return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError("REDIS_URL", `not a URL: "${raw}"`);
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    throw new ConfigError("REDIS_URL", `expected redis:// or rediss://, got "${url.protocol}"`);
+  }
+  return raw;
+}
+
+function corsOrigins(env: Env): string[] | "*" {
+  const raw = env.CORS_ORIGIN?.trim();
+  if (raw === undefined || raw === "" || raw === "*") return "*";
+  const origins = raw
+    .split(",")
+    .map((o) => o.trim())
+    .filter((o) => o !== "");
+  for (const origin of origins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError("CORS_ORIGIN", `"${origin}" is not an origin like https://example.com`);
+    }
+  }
+  return origins;
+}
+
+function logLevel(env: Env): Config["logLevel"] {
+  const raw = env.LOG_LEVEL ?? "info";
+  const found = LOG_LEVELS.find((l) => l === raw);
+  if (!found) throw new ConfigError("LOG_LEVEL", `expected one of ${LOG_LEVELS.join(", ")}, got "${raw}"`);
+  return found;
+}
+
+function replicaId(env: Env): string {
+  const raw = env.REPLICA_ID ?? hostname();
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(raw)) {
+    throw new ConfigError("REPLICA_ID", `expected 1-64 chars of [A-Za-z0-9_.:-], got "${raw}"`);
+  }
+  return raw;
+}
+
+/** Reads every setting from the environment once; throws ConfigError naming the bad variable. */
+export function parseConfig(env: Env, version = "0.0.0"): Config {
+  return {
+    port: integer(env, "PORT", 5000, 0, 65535),
+    host: env.HOST || "0.0.0.0",
+    replicaId: replicaId(env),
+    redisUrl: redisUrl(env),
+    redisKeyPrefix: env.REDIS_KEY_PREFIX ?? "rt:",
+    corsOrigins: corsOrigins(env),
+    logLevel: logLevel(env),
+    maxHttpBufferSize: integer(env, "MAX_HTTP_BUFFER_SIZE", 1_000_000, 1024, 100_000_000),
+    shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 8000, 0, 60_000),
+    postsLimit: integer(env, "POSTS_LIMIT", 1000, 1, 1_000_000),
+    version,
+  };
+}

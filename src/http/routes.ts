@@ -1,0 +1,94 @@
+import cors from "cors";
+import express, { type ErrorRequestHandler, type Express } from "express";
+import type { Config } from "../config.js";
+import type { Logger } from "../logger.js";
+import type { PostStore } from "../posts/store.js";
+import { describeIssue, newPost } from "../schemas.js";
+import type { TypedServer } from "../events/handler.js";
+
+export interface HttpDeps {
+  config: Config;
+  log: Logger;
+  posts: PostStore;
+  io: TypedServer;
+  isReady: () => boolean;
+}
+
+function httpError(status: number, code: string, message: string, field?: string) {
+  return { status, body: { error: { code, message, ...(field ? { field } : {}) } } };
+}
+
+export function createHttpApp({ config, log, posts, io, isReady }: HttpDeps): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("trust proxy", true);
+  app.use((_req, res, next) => {
+    res.setHeader("X-Replica-Id", config.replicaId);
+    next();
+  });
+  app.use(cors({ origin: config.corsOrigins }));
+  app.use(express.json({ limit: "100kb" }));
+
+  app.get("/", (_req, res) => {
+    res.type("text/plain").send("Hello server is working");
+  });
+
+  app.get("/healthz", (_req, res) => {
+    res.json({ status: "ok", replica: config.replicaId });
+  });
+
+  app.get("/readyz", (_req, res) => {
+    const ready = isReady();
+    res.status(ready ? 200 : 503).json({ status: ready ? "ready" : "not ready", replica: config.replicaId });
+  });
+
+  app.get("/api/info", (_req, res) => {
+    res.json({ replica: config.replicaId, version: config.version, connections: io.engine.clientsCount });
+  });
+
+  app.get("/api/posts", async (_req, res) => {
+    res.json(await posts.list());
+  });
+
+  app.post("/api/posts", async (req, res) => {
+    const parsed = newPost.safeParse(req.body);
+    if (!parsed.success) {
+      const { field, message } = describeIssue(parsed.error);
+      const { status, body } = httpError(400, "INVALID_BODY", message, field);
+      res.status(status).json(body);
+      return;
+    }
+    const post = await posts.create(parsed.data);
+    io.emit("post-created", post);
+    log.info({ post: post.id }, "post created");
+    res.status(201).json(post);
+  });
+
+  app.use((_req, res) => {
+    const { status, body } = httpError(404, "NOT_FOUND", "no such route");
+    res.status(status).json(body);
+  });
+
+  const onError: ErrorRequestHandler = (
+    err: { status?: number; type?: string; message?: string },
+    _req,
+    res,
+    _next,
+  ) => {
+    const status = typeof err.status === "number" && err.status >= 400 && err.status < 500 ? err.status : 500;
+    if (status === 500) log.error({ err }, "request failed");
+    const code =
+      err.type === "entity.parse.failed"
+        ? "INVALID_JSON"
+        : status === 413
+          ? "TOO_LARGE"
+          : status === 500
+            ? "INTERNAL"
+            : "BAD_REQUEST";
+    const message = status === 500 ? "internal error" : (err.message ?? "bad request");
+    const { body } = httpError(status, code, message);
+    res.status(status).json(body);
+  };
+  app.use(onError);
+  return app;
+}

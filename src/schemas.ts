@@ -1,0 +1,43 @@
+import { z } from "zod";
+
+export const MAX_MESSAGE_BYTES = 16 * 1024;
+export const MAX_LIST_ITEMS = 1000;
+
+export const roomName = z
+  .string({ error: "room must be a string" })
+  .regex(/^[A-Za-z0-9_.:-]{1,64}$/, "room must be 1-64 characters of A-Z a-z 0-9 _ . : -");
+
+export const messageText = z
+  .string({ error: "message must be a string" })
+  .refine((s) => Buffer.byteLength(s) <= MAX_MESSAGE_BYTES, `message must be at most ${MAX_MESSAGE_BYTES} bytes`);
+
+export const roomMessage = z.object({ room: roomName, message: messageText }, { error: "expected { room, message }" });
+
+export const list = z
+  .array(z.unknown(), { error: "expected an array" })
+  .max(MAX_LIST_ITEMS, `at most ${MAX_LIST_ITEMS} items`);
+
+export const newPost = z.object(
+  {
+    title: z
+      .string({ error: "title must be a string" })
+      .trim()
+      .min(1, "title must not be empty")
+      .max(200, "title must be at most 200 characters"),
+    body: z
+      .string({ error: "body must be a string" })
+      .min(1, "body must not be empty")
+      .refine((s) => Buffer.byteLength(s) <= MAX_MESSAGE_BYTES, `body must be at most ${MAX_MESSAGE_BYTES} bytes`),
+  },
+  { error: "expected a JSON object { title, body }" },
+);
+
+export type NewPost = z.infer<typeof newPost>;
+
+/** The first issue as one line, naming the field when there is one. */
+export function describeIssue(error: z.ZodError): { field: string | undefined; message: string } {
+  const issue = error.issues[0];
+  const field = issue && issue.path.length > 0 ? issue.path.join(".") : undefined;
+  const message = issue ? (field ? `${field}: ${issue.message}` : issue.message) : "invalid payload";
+  return { field, message };
+}
