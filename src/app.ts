@@ -59,7 +59,9 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
       // close (not a server-side disconnect) and therefore reconnect, through the balancer, elsewhere.
       await new Promise<void>((resolve) => {
         io.close(() => resolve());
-        httpServer.closeAllConnections();
+        // Engine.IO has answered every pending poll with a close packet by now; give those responses a
+        // moment to flush, then cut whatever keep-alive connection still holds the listener open.
+        setTimeout(() => httpServer.closeAllConnections(), 500).unref();
       });
       await redis?.close();
       log.info("shut down");

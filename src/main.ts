@@ -35,6 +35,10 @@ app.httpServer.listen(config.port, config.host, () => {
   );
 });
 
+process.on("unhandledRejection", (reason) => {
+  log.error({ err: reason }, "unhandled rejection");
+});
+
 let stopping = false;
 function shutdown(signal: string): void {
   if (stopping) return;

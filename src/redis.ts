@@ -10,12 +10,13 @@ export interface RedisConnections {
   close(): Promise<void>;
 }
 
-function connect(url: string, role: string, log: Logger): Redis {
+function connect(url: string, role: "pub" | "sub", log: Logger): Redis {
   const client = new Redis(url, {
-    // Keep retrying forever with a capped backoff: a replica survives a Redis restart.
+    // Keep reconnecting forever with a capped backoff: a replica survives a Redis restart.
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-    maxRetriesPerRequest: 2,
-    lazyConnect: false,
+    // Subscriptions wait for the connection (and are renewed on reconnect); commands give up after a few
+    // reconnection attempts rather than queueing without bound while Redis is away.
+    maxRetriesPerRequest: role === "sub" ? null : 2,
   });
   let wasReady = false;
   client.on("ready", () => {
@@ -29,17 +30,36 @@ function connect(url: string, role: string, log: Logger): Redis {
   return client;
 }
 
+// The adapter publishes without awaiting; a publish that fails while Redis is away must be logged, not
+// left as an unhandled rejection that would end the process.
+function logFailedPublishes(client: Redis, log: Logger): void {
+  const publish = client.publish.bind(client) as (channel: string, message: string | Buffer) => Promise<number>;
+  client.publish = ((channel: string, message: string | Buffer) => {
+    const sent = publish(channel, message);
+    sent.catch((err: Error) => log.warn({ channel, err: err.message }, "redis publish failed: message not relayed"));
+    return sent;
+  }) as Redis["publish"];
+}
+
+// QUIT lets pending replies arrive; a connection that is not up (or does not answer) is simply dropped.
+async function quit(client: Redis): Promise<void> {
+  if (client.status === "ready") {
+    const timeout = new Promise((resolve) => setTimeout(resolve, 1000).unref());
+    await Promise.race([client.quit().catch(() => undefined), timeout]);
+  }
+  client.disconnect();
+}
+
 export function connectRedis(url: string, log: Logger): RedisConnections {
   const pub = connect(url, "pub", log);
+  logFailedPublishes(pub, log);
   const sub = connect(url, "sub", log);
   return {
     pub,
     sub,
     isReady: () => pub.status === "ready" && sub.status === "ready",
     async close() {
-      await Promise.allSettled([pub.quit(), sub.quit()]);
-      pub.disconnect();
-      sub.disconnect();
+      await Promise.all([quit(pub), quit(sub)]);
     },
   };
 }

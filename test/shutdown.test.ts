@@ -1,0 +1,66 @@
+import { spawn } from "node:child_process";
+import { afterEach, describe, expect, it } from "vitest";
+import { freePort } from "./support/redis.js";
+import { cleanupAll, connect, eventually, startServer } from "./support/server.js";
+
+afterEach(cleanupAll);
+
+describe("graceful shutdown", () => {
+  it("fails readiness, then drops clients with a transport close (so they reconnect), then stops listening", async () => {
+    const { app, url } = await startServer();
+    const steps: string[] = [];
+    app.io.on("connection", (socket) =>
+      socket.on("disconnect", (reason) => steps.push(`socket ${reason}, ready=${app.isReady()}`)),
+    );
+    app.httpServer.once("close", () => steps.push("listener closed"));
+    const client = await connect(url, { transports: ["polling", "websocket"] });
+    const clientReason = new Promise<string>((resolve) => client.once("disconnect", resolve));
+
+    await app.close();
+    expect(steps).toEqual(["socket server shutting down, ready=false", "listener closed"]);
+    expect(await clientReason).toBe("transport close");
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+    await app.close(); // a second call is harmless
+  });
+
+  it("lets a reconnecting client reach another replica after its replica shuts down", async () => {
+    const first = await startServer({ REPLICA_ID: "first" });
+    const port = Number(new URL(first.url).port);
+    const client = await connect(first.url, { reconnection: true, reconnectionDelay: 50, reconnectionDelayMax: 100 });
+    const dropped = new Promise((resolve) => client.once("disconnect", resolve));
+    await first.app.close();
+    await dropped;
+    const reconnected = new Promise<void>((resolve) => client.once("connect", () => resolve()));
+    // Another replica takes over the address, as the balancer routes a reconnect to a survivor.
+    const second = await startServer({ REPLICA_ID: "second" });
+    second.app.httpServer.close();
+    await new Promise<void>((resolve) => second.app.httpServer.listen(port, "127.0.0.1", resolve));
+    await reconnected;
+    expect(await client.emitWithAck("server-info")).toMatchObject({ ok: true, replica: "second" });
+  });
+
+  it("exits 0 within 10 s on SIGTERM with clients connected, logging each step", async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", REPLICA_ID: "sig", LOG_LEVEL: "info" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    await eventually(() => out.includes("listening on port"), 15_000, "server start");
+    const client = await connect(`http://127.0.0.1:${port}`);
+    const dropped = new Promise<string>((resolve) => client.once("disconnect", resolve));
+    const started = Date.now();
+    child.kill("SIGTERM");
+    expect(await dropped).toBe("transport close");
+    expect(await exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const lines = out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { msg: string; replica: string });
+    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(["signal received", "shutting down", "shut down"]));
+    expect(lines.every((l) => l.replica === "sig")).toBe(true);
+  });
+});

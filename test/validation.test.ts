@@ -1,0 +1,85 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { ErrorPayload } from "../src/contract.js";
+import { cleanupAll, connect, next, startServer, type ClientSocket } from "./support/server.js";
+
+afterEach(cleanupAll);
+
+// Emits an event with arbitrary (deliberately wrong) arguments, bypassing the typed map.
+function emitRaw(client: ClientSocket, event: string, ...args: unknown[]): void {
+  (client as unknown as { emit(e: string, ...a: unknown[]): void }).emit(event, ...args);
+}
+
+async function expectRejection(client: ClientSocket, event: string, args: unknown[], code: string, text: RegExp) {
+  const error = next(client, "error");
+  const ack = new Promise<unknown>((resolve) => emitRaw(client, event, ...args, resolve));
+  const payload: ErrorPayload = await error;
+  expect(payload).toMatchObject({ event, code });
+  expect(payload.message).toMatch(text);
+  expect(await ack).toEqual({ ok: false, error: { code, message: payload.message } });
+}
+
+describe("rejected input", () => {
+  const longRoom = "r".repeat(65);
+  const bigMessage = "x".repeat(16 * 1024 + 1);
+  const cases: Array<[string, string, unknown[], string, RegExp]> = [
+    ["join-room with a non-string room", "join-room", [42], "INVALID_PAYLOAD", /room must be a string/],
+    ["join-room with an empty room", "join-room", [""], "INVALID_PAYLOAD", /1-64 characters/],
+    ["join-room with a 65-character room", "join-room", [longRoom], "INVALID_PAYLOAD", /1-64 characters/],
+    ["join-room with a space in the room", "join-room", ["a room"], "INVALID_PAYLOAD", /1-64 characters/],
+    ["leave-room with an invalid room", "leave-room", ["bad/room"], "INVALID_PAYLOAD", /1-64 characters/],
+    ["leave-room for a room not joined", "leave-room", ["elsewhere"], "NOT_A_MEMBER", /not a member/],
+    ["broadcast with a non-string", "broadcast", [{ text: "hi" }], "INVALID_PAYLOAD", /message must be a string/],
+    ["broadcast over 16 KiB", "broadcast", [bigMessage], "INVALID_PAYLOAD", /at most 16384 bytes/],
+    ["chat without a message", "chat", [], "INVALID_PAYLOAD", /message must be a string/],
+    ["room-message without an object", "room-message", ["hello"], "INVALID_PAYLOAD", /expected \{ room, message \}/],
+    ["room-message with a bad room", "room-message", [{ room: "", message: "x" }], "INVALID_PAYLOAD", /room/],
+    ["room-message over 16 KiB", "room-message", [{ room: "r", message: bigMessage }], "INVALID_PAYLOAD", /16384/],
+    ["room-message to a room not joined", "room-message", [{ room: "r", message: "x" }], "NOT_A_MEMBER", /"r"/],
+    ["update-list with a non-array", "update-list", ["nope"], "INVALID_PAYLOAD", /expected an array/],
+    ["update-list with 1001 items", "update-list", [new Array(1001).fill(0)], "INVALID_PAYLOAD", /at most 1000/],
+    ["room-members with a bad room", "room-members", ["!"], "INVALID_PAYLOAD", /1-64 characters/],
+    ["an unknown event", "no-such-event", [1], "UNKNOWN_EVENT", /unknown event "no-such-event"/],
+  ];
+
+  it.each(cases)("answers %s with an error event and a failed ack", async (_name, event, args, code, text) => {
+    const { url } = await startServer();
+    const client = await connect(url);
+    await expectRejection(client, event, args, code, text);
+    // The connection and the process survive: the next valid event is served.
+    expect(await client.emitWithAck("echo", "still here")).toEqual({ ok: true });
+  });
+
+  it("answers a rejected event without an ack with the error event alone", async () => {
+    const { url } = await startServer();
+    const client = await connect(url);
+    const error = next(client, "error");
+    emitRaw(client, "join-room", null);
+    expect(await error).toMatchObject({ event: "join-room", code: "INVALID_PAYLOAD" });
+  });
+
+  it.each([["server-info"], ["room-members"]])("rejects %s without an acknowledgement", async (event) => {
+    const { url } = await startServer();
+    const client = await connect(url);
+    const error = next(client, "error");
+    emitRaw(client, event, "lobby");
+    expect(await error).toEqual({ event, code: "ACK_REQUIRED", message: `${event} needs an acknowledgement callback` });
+  });
+
+  it("does not deliver a room message from a client that left the room", async () => {
+    const { url } = await startServer();
+    const client = await connect(url);
+    await client.emitWithAck("join-room", "r");
+    await client.emitWithAck("leave-room", "r");
+    const reply = await client.emitWithAck("room-message", { room: "r", message: "x" });
+    expect(reply).toMatchObject({ ok: false, error: { code: "NOT_A_MEMBER" } });
+  });
+
+  it("closes a connection whose frame exceeds maxHttpBufferSize and keeps serving others", async () => {
+    const { url } = await startServer({ MAX_HTTP_BUFFER_SIZE: "2048" });
+    const [big, other] = await Promise.all([connect(url), connect(url)]);
+    const closed = new Promise<string>((resolve) => big.once("disconnect", resolve));
+    big.emit("echo", "x".repeat(4096));
+    expect(await closed).toBe("transport close");
+    expect(await other.emitWithAck("echo", "fine")).toEqual({ ok: true });
+  });
+});
