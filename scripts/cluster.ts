@@ -1,0 +1,36 @@
+/**
+ * `npm run cluster`: Redis, CLUSTER_REPLICAS replicas (default 3) on PORT+1…PORT+N and nginx on PORT
+ * (default 5000), in the foreground. Ctrl-C / SIGTERM stops every child.
+ */
+import { startProcessCluster } from "./cluster/processes.js";
+
+function positiveInt(name: string, fallback: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    process.stderr.write(`config error: invalid ${name}: expected an integer 1..${max}, got "${raw}"\n`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const port = positiveInt("PORT", 5000, 65_000);
+const replicas = positiveInt("CLUSTER_REPLICAS", 3, 32);
+
+const cluster = await startProcessCluster({ port, replicas, stdio: "inherit" }).catch((err: Error) => {
+  process.stderr.write(`cluster failed to start: ${err.message}\n`);
+  process.exit(1);
+});
+const replicaPorts = cluster.replicaUrls.map((u) => new URL(u).port).join(", ");
+console.log(`cluster ready at ${cluster.url} (replicas: ${replicaPorts})`);
+
+let stopping = false;
+const stop = (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  console.log(`${signal}: stopping the cluster`);
+  cluster.stop().then(() => process.exit(0));
+};
+process.on("SIGINT", () => stop("SIGINT"));
+process.on("SIGTERM", () => stop("SIGTERM"));

@@ -1,0 +1,184 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { renderNginxConf, staticUpstream } from "./nginx.js";
+
+export interface ProcessClusterOptions {
+  /** nginx port; replicas listen on port+1 … port+replicas unless replicaPorts is given. */
+  port: number;
+  replicas: number;
+  replicaPorts?: number[];
+  logLevel?: string;
+  /** Where child output goes: inherit for the CLI, ignore for tests. */
+  stdio?: "inherit" | "ignore";
+  env?: Record<string, string>;
+}
+
+export interface ProcessCluster {
+  url: string;
+  replicaUrls: string[];
+  replicaIds: string[];
+  /** Processes started (redis + replicas + nginx). */
+  processCount(): number;
+  stopReplica(index: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+function findBinary(name: string, candidates: string[]): string {
+  for (const path of candidates) if (existsSync(path)) return path;
+  const which = spawnSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" });
+  if (which.status === 0 && which.stdout.trim()) return which.stdout.trim();
+  throw new Error(
+    `${name} not found: install it (Debian: apt-get install -y ${name === "nginx" ? "nginx-light" : name})`,
+  );
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function waitForExit(child: ChildProcess, ms: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      resolve();
+    }, ms);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+async function waitForHttp(url: string, what: string, child: ChildProcess, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode} while starting`);
+    try {
+      const res = await fetch(url);
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${what} not ready at ${url} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * The cluster topology without Docker: a redis-server, N replica processes and nginx rendered from
+ * nginx/nginx.conf, all on loopback. Everything started here is stopped by stop().
+ */
+export async function startProcessCluster(opts: ProcessClusterOptions): Promise<ProcessCluster> {
+  const redisBin = findBinary("redis-server", ["/usr/bin/redis-server"]);
+  const nginxBin = findBinary("nginx", ["/usr/sbin/nginx"]);
+  const stdio = opts.stdio ?? "ignore";
+  const dir = mkdtempSync(join(tmpdir(), "rt-cluster-"));
+  const children: ChildProcess[] = [];
+  const replicas: ChildProcess[] = [];
+  const track = (child: ChildProcess) => {
+    children.push(child);
+    return child;
+  };
+
+  const stop = async () => {
+    await Promise.all([...children].reverse().map((c) => (c.kill("SIGTERM"), waitForExit(c, 10_000))));
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    const redisPort = await freePort();
+    const redis = track(
+      spawn(redisBin, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+        stdio,
+      }),
+    );
+    const redisUrl = `redis://127.0.0.1:${redisPort}`;
+    await waitForRedis(redisPort, redis);
+
+    const replicaPorts = opts.replicaPorts ?? Array.from({ length: opts.replicas }, (_, i) => opts.port + i + 1);
+    const replicaIds = replicaPorts.map((_, i) => `replica-${i + 1}`);
+    await Promise.all(
+      replicaPorts.map(async (port, i) => {
+        const child = track(
+          spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+            cwd: ROOT,
+            stdio,
+            env: {
+              ...process.env,
+              ...opts.env,
+              PORT: String(port),
+              HOST: "127.0.0.1",
+              REPLICA_ID: replicaIds[i] as string,
+              REDIS_URL: redisUrl,
+              LOG_LEVEL: opts.logLevel ?? process.env.LOG_LEVEL ?? "info",
+            },
+          }),
+        );
+        replicas[i] = child;
+        await waitForHttp(`http://127.0.0.1:${port}/readyz`, `replica ${port}`, child);
+      }),
+    );
+
+    writeFileSync(join(dir, "nginx.conf"), renderNginxConf(`127.0.0.1:${opts.port}`));
+    writeFileSync(join(dir, "upstream.conf"), staticUpstream(replicaPorts.map((p) => `127.0.0.1:${p}`)));
+    const nginx = track(
+      spawn(
+        nginxBin,
+        ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr", "-g", `daemon off; pid ${join(dir, "nginx.pid")};`],
+        { stdio },
+      ),
+    );
+    const url = `http://127.0.0.1:${opts.port}`;
+    await waitForHttp(`${url}/healthz`, "nginx", nginx);
+
+    return {
+      url,
+      replicaUrls: replicaPorts.map((p) => `http://127.0.0.1:${p}`),
+      replicaIds,
+      processCount: () => children.filter((c) => c.exitCode === null && c.signalCode === null).length,
+      async stopReplica(index) {
+        const child = replicas[index];
+        if (!child) throw new Error(`no replica ${index}`);
+        child.kill("SIGTERM");
+        await waitForExit(child, 10_000);
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function waitForRedis(port: number, child: ChildProcess): Promise<void> {
+  const { Redis } = await import("ioredis");
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`);
+    const client = new Redis(port, "127.0.0.1", { lazyConnect: true, retryStrategy: () => null });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+      await client.ping();
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`redis-server not answering on ${port}`);
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      client.disconnect();
+    }
+  }
+}

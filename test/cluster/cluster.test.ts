@@ -1,0 +1,192 @@
+import { spawn } from "node:child_process";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Post } from "../../src/contract.js";
+import { cleanupAll, connect, eventually, next, record, type ClientSocket } from "../support/server.js";
+import type { ClusterDriver, RunningCluster } from "./driver.js";
+import { selectDriver } from "./select.js";
+
+const REPLICAS = 3;
+let driver: ClusterDriver;
+let cluster: RunningCluster;
+
+beforeAll(async () => {
+  driver = await selectDriver();
+  const started = Date.now();
+  cluster = await driver.start(REPLICAS);
+  console.log(`cluster driver: ${driver.name}, ${cluster.describe()}, started in ${Date.now() - started} ms`);
+}, 600_000);
+afterAll(async () => {
+  await cluster?.stop();
+}, 120_000);
+afterEach(cleanupAll);
+
+const replicaOf = async (socket: ClientSocket): Promise<string> => {
+  const info = await socket.emitWithAck("server-info");
+  if (!info.ok) throw new Error(info.error.message);
+  return info.replica;
+};
+
+// A client that, like a real one, joins its rooms again after every reconnect.
+async function roomClient(url: string, rooms: string[], opts: Parameters<typeof connect>[1] = {}) {
+  const socket = await connect(url, opts);
+  const rejoin = () => Promise.all(rooms.map((room) => socket.emitWithAck("join-room", room)));
+  socket.io.on("reconnect", () => void rejoin());
+  await rejoin();
+  return socket;
+}
+
+describe("cross-replica delivery", () => {
+  it("delivers a room message sent on replica 1 to members on replicas 2 and 3, and to no non-member", async () => {
+    const [r1, r2, r3] = cluster.replicaUrls as [string, string, string];
+    const sender = await roomClient(r1, ["blue"]);
+    const members = [await roomClient(r2, ["blue"]), await roomClient(r3, ["blue"])];
+    const outsiders = [await roomClient(r1, ["red"]), await roomClient(r2, []), await roomClient(r3, ["red"])];
+    expect(await Promise.all([sender, ...members].map(replicaOf))).toEqual(cluster.replicaIds);
+    const outsiderSaw = outsiders.map((o) => record(o, "room-message-received"));
+
+    const got = [sender, ...members].map((s) => next(s, "room-message-received"));
+    expect(await sender.emitWithAck("room-message", { room: "blue", message: "to the blue room" })).toEqual({
+      ok: true,
+    });
+    for (const message of await Promise.all(got)) {
+      expect(message).toEqual({ from: sender.id, room: "blue", message: "to the blue room" });
+    }
+    // A broadcast sent after the room message reaches each outsider after it would have: then look.
+    const fences = outsiders.map((o) => next(o, "broadcast-message"));
+    sender.emit("broadcast", "fence");
+    await Promise.all(fences);
+    expect(outsiderSaw.flat()).toEqual([]);
+  });
+
+  it("delivers a broadcast from replica 2 to clients on every replica", async () => {
+    const clients = await Promise.all(cluster.replicaUrls.map((u) => connect(u)));
+    const got = clients.map((c) => next(c, "broadcast-message"));
+    clients[1]?.emit("broadcast", "from replica 2");
+    for (const message of await Promise.all(got)) {
+      expect(message).toEqual({ from: clients[1]?.id, message: "from replica 2" });
+    }
+  });
+
+  it("pushes post-created from a POST on replica 3 to clients on every replica, and every replica lists it", async () => {
+    const clients = await Promise.all(cluster.replicaUrls.map((u) => connect(u)));
+    const pushed = clients.map((c) => next(c, "post-created"));
+    const res = await fetch(`${cluster.replicaUrls[2]}/api/posts`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ title: "cluster", body: `posted at ${Date.now()}` }),
+    });
+    expect(res.status).toBe(201);
+    const post = (await res.json()) as Post;
+    for (const got of await Promise.all(pushed)) expect(got).toEqual(post);
+    for (const url of [...cluster.replicaUrls, cluster.url]) {
+      const list = (await (await fetch(`${url}/api/posts`)).json()) as Post[];
+      expect(list[0]).toEqual(post);
+    }
+  });
+
+  it("lists room members on every replica (presence)", async () => {
+    const clients = await Promise.all(cluster.replicaUrls.map((u) => roomClient(u, ["presence"])));
+    await roomClient(cluster.replicaUrls[0] as string, ["elsewhere"]);
+    for (const asker of clients) {
+      const reply = await asker.emitWithAck("room-members", "presence");
+      expect(reply.ok && [...reply.members].sort()).toEqual(clients.map((c) => c.id).sort());
+    }
+  });
+});
+
+describe("through nginx", () => {
+  // Many clients, one IP, no cookies: each must keep its session for 5 rounds.
+  async function crowd(count: number, transports: ("polling" | "websocket")[]) {
+    const failures: string[] = [];
+    const clients = await Promise.all(
+      Array.from({ length: count }, async () => {
+        const socket = await connect(cluster.url, { transports, upgrade: false });
+        socket.on("connect_error", (err) => failures.push(`connect_error: ${err.message}`));
+        socket.on("disconnect", (reason) => failures.push(`disconnect: ${reason}`));
+        return socket;
+      }),
+    );
+    await Promise.all(clients.map((c) => c.emitWithAck("join-room", "crowd")));
+    for (let round = 1; round <= 5; round++) {
+      await Promise.all(
+        clients.map(async (c) => {
+          const reply = next(c, "echo-response");
+          expect(await c.emitWithAck("echo", { round, id: c.id })).toEqual({ ok: true });
+          expect(await reply).toEqual({ round, id: c.id });
+        }),
+      );
+    }
+    const replicas = await Promise.all(clients.map(replicaOf));
+    expect(failures).toEqual([]);
+    return new Set(replicas);
+  }
+
+  it("keeps 40 long-polling clients from one IP without cookies on their replicas, spread over at least 2", async () => {
+    const replicas = await crowd(40, ["polling"]);
+    expect(replicas.size).toBeGreaterThanOrEqual(2);
+  });
+
+  it("spreads 30 websocket clients over at least 2 replicas", async () => {
+    const replicas = await crowd(30, ["websocket"]);
+    expect(replicas.size).toBeGreaterThanOrEqual(2);
+  });
+
+  it("serves the example client with default transports (polling, then upgrade)", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "examples/client.ts", cluster.url], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect(code).toBe(0);
+    for (const line of [
+      "✓ Connected to server",
+      "[Echo Response] Hello, server!",
+      "[Broadcast] From ",
+      "[Room] Joined: test-room",
+      "[Room Message] From ",
+      "[Server Time] ",
+    ]) {
+      expect(out).toContain(line);
+    }
+    expect(out).not.toMatch(/Connection failed|Session ID unknown/);
+  });
+});
+
+describe("failover", () => {
+  it("reconnects the clients of a stopped replica through nginx to a survivor, where they get room messages again", async () => {
+    const clients = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        roomClient(cluster.url, ["failover"], {
+          reconnection: true,
+          reconnectionDelay: 100,
+          reconnectionDelayMax: 500,
+        }),
+      ),
+    );
+    const before = await Promise.all(clients.map(replicaOf));
+    const victimId = before[0] as string;
+    const victimIndex = cluster.replicaIds.indexOf(victimId);
+    const orphans = clients.filter((_, i) => before[i] === victimId);
+    const reconnected = orphans.map((c) => new Promise<void>((resolve) => c.io.once("reconnect", () => resolve())));
+    // Every room-joined an orphan sees after the stop is its rejoin.
+    const orphanRooms = new Map(orphans.map((o) => [o, record(o, "room-joined")]));
+
+    const survivorUrl = cluster.replicaUrls[(victimIndex + 1) % REPLICAS] as string;
+    const survivor = await roomClient(survivorUrl, ["failover"]);
+
+    await cluster.stopReplica(victimIndex);
+    await Promise.all(reconnected);
+    for (const orphan of orphans) {
+      expect(await replicaOf(orphan)).not.toBe(victimId);
+      await eventually(() => orphanRooms.get(orphan)?.includes("failover") ?? false, 5000, "rejoined room");
+    }
+
+    const got = orphans.map((o) => next(o, "room-message-received", 5000));
+    await survivor.emitWithAck("room-message", { room: "failover", message: "after failover" });
+    for (const message of await Promise.all(got)) {
+      expect(message).toEqual({ from: survivor.id, room: "failover", message: "after failover" });
+    }
+  }, 60_000);
+});

@@ -1,0 +1,23 @@
+import { freePort, startProcessCluster } from "../../scripts/cluster/processes.js";
+import type { ClusterDriver } from "./driver.js";
+
+export const processesDriver: ClusterDriver = {
+  name: "processes",
+  async start(replicas) {
+    const port = await freePort();
+    const replicaPorts: number[] = [];
+    while (replicaPorts.length < replicas) {
+      const candidate = await freePort();
+      if (candidate !== port && !replicaPorts.includes(candidate)) replicaPorts.push(candidate);
+    }
+    const cluster = await startProcessCluster({ port, replicas, replicaPorts, logLevel: "warn" });
+    return {
+      url: cluster.url,
+      replicaUrls: cluster.replicaUrls,
+      replicaIds: cluster.replicaIds,
+      describe: () => `${cluster.processCount()} processes (redis-server, ${replicas} replicas, nginx)`,
+      stopReplica: (i) => cluster.stopReplica(i),
+      stop: () => cluster.stop(),
+    };
+  },
+};
