@@ -1,8 +1,11 @@
 import { GenericContainer, Network, Wait, type StartedTestContainer } from "testcontainers";
-import { renderNginxConf, staticUpstream } from "../../scripts/cluster/nginx.js";
+import { readFileSync } from "node:fs";
+import { renderNginxConf } from "../../scripts/cluster/nginx.js";
 import type { ClusterDriver } from "./driver.js";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
+const ROOT_URL = new URL("../../", import.meta.url);
+const ROOT = ROOT_URL.pathname;
+const UPSTREAM = process.env.NGINX_UPSTREAM ?? "upstream.static.conf";
 
 // Standard public images by default; CI points these at images it built locally.
 const REDIS_IMAGE = process.env.REDIS_IMAGE ?? "redis:7-bookworm";
@@ -49,7 +52,8 @@ export const containersDriver: ClusterDriver = {
         aliases.map((alias, i) =>
           new GenericContainer(image)
             .withNetwork(network)
-            .withNetworkAliases(alias)
+            // Like compose: every replica answers to `app` in Docker's DNS, and nginx expands it.
+            .withNetworkAliases("app", alias)
             .withEnvironment({ REDIS_URL: "redis://redis:6379", REPLICA_ID: `replica-${i + 1}`, LOG_LEVEL: "warn" })
             .withExposedPorts(5000)
             .withWaitStrategy(Wait.forHttp("/readyz", 5000).forStatusCode(200))
@@ -58,12 +62,13 @@ export const containersDriver: ClusterDriver = {
       );
       started.push(...apps);
 
-      // A static upstream list works on every nginx; compose uses upstream.docker.conf (DNS, `resolve`).
+      // The compose topology: one DNS name for all replicas. upstream.static.conf works on every nginx;
+      // NGINX_UPSTREAM=upstream.docker.conf (re-resolving, nginx >= 1.27.3) may be chosen instead.
       const nginx = await new GenericContainer(NGINX_IMAGE)
         .withNetwork(network)
         .withCopyContentToContainer([
           { content: renderNginxConf(), target: "/etc/nginx/nginx.conf" },
-          { content: staticUpstream(aliases.map((a) => `${a}:5000`)), target: "/etc/nginx/upstream.conf" },
+          { content: readFileSync(new URL(`nginx/${UPSTREAM}`, ROOT_URL), "utf8"), target: "/etc/nginx/upstream.conf" },
         ])
         .withCommand(["nginx", "-g", "daemon off;"])
         .withExposedPorts(5000)

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Prepares a Docker engine and local images on a machine that has no engine running and no container
+# registry: starts dockerd, builds one Debian base image (redis-server, nginx, Node 24) with debootstrap,
+# tags it for the redis / nginx / node roles, and builds the app image from the real Dockerfile.
+# Prints the env lines the tests need (REDIS_IMAGE, NGINX_IMAGE, APP_IMAGE) to the file named by $1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out_env=${1:?usage: scripts/ci-images.sh <env-file>}
+work=${CI_WORK:-$PWD/.ci-work}
+mkdir -p "$work"
+log() { echo "--- [images] $*"; }
+
+export DEBIAN_FRONTEND=noninteractive
+need=()
+[ -x /usr/bin/docker ] || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v docker-compose >/dev/null || need+=(docker-compose)
+if [ ${#need[@]} -gt 0 ]; then
+  log "apt-get install ${need[*]}"
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Debian's client (20.10, BuildKit built in); a newer client earlier on PATH refuses BuildKit without buildx.
+DOCKER=/usr/bin/docker
+if ! $DOCKER info >/dev/null 2>&1; then
+  log "starting dockerd"
+  nohup dockerd >"$work/dockerd.log" 2>&1 &
+  for _ in $(seq 1 60); do $DOCKER info >/dev/null 2>&1 && break; sleep 1; done
+  $DOCKER info >/dev/null || { tail -30 "$work/dockerd.log"; exit 1; }
+fi
+
+base=rt-local/base:bookworm
+if ! $DOCKER image inspect "$base" >/dev/null 2>&1; then
+  mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1)
+  [ -n "$mirror" ] || mirror=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+  log "debootstrap bookworm from $mirror"
+  rootfs="$work/rootfs"
+  rm -rf "$rootfs"
+  for attempt in 1 2; do
+    debootstrap --variant=minbase --include=redis-server,nginx-light,ca-certificates bookworm "$rootfs" "$mirror" \
+      >"$work/debootstrap.log" 2>&1 && break
+    tail -30 "$work/debootstrap.log"
+    [ "$attempt" -eq 1 ] || exit 1
+    log "debootstrap failed, retrying once"
+    rm -rf "$rootfs"
+  done
+  node_bin=$(command -v node)
+  [ "$("$node_bin" -p 'process.versions.node.split(".")[0]')" -ge 22 ] || { echo "node >= 22 must be first on PATH"; exit 1; }
+  install -m 0755 "$node_bin" "$rootfs/usr/local/bin/node"
+  npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
+  mkdir -p "$rootfs/usr/local/lib/node_modules"
+  cp -a "$npm_dir" "$rootfs/usr/local/lib/node_modules/npm"
+  ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
+  # The official node image has a `node` user (uid 1000); the Dockerfile runs as it.
+  grep -q '^node:' "$rootfs/etc/passwd" || {
+    echo 'node:x:1000:1000::/home/node:/bin/sh' >>"$rootfs/etc/passwd"
+    echo 'node:x:1000:' >>"$rootfs/etc/group"
+    mkdir -p "$rootfs/home/node" && chown 1000:1000 "$rootfs/home/node"
+  }
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  tar -C "$rootfs" -c . | $DOCKER import -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "$base" >/dev/null
+  rm -rf "$rootfs"
+fi
+for role in node:24 redis:7 nginx:1.22; do $DOCKER tag "$base" "rt-local/$role"; done
+
+# A self-contained npmrc for the build: the registry plus the machine's CA certificates inline
+# (a cafile= path would not exist inside the build).
+npmrc="$work/npmrc"
+cafile=$(npm config get cafile 2>/dev/null || true)
+[ -f "$cafile" ] || cafile=/etc/ssl/certs/ca-certificates.crt
+{
+  echo "registry=$(npm config get registry)"
+  awk '/BEGIN CERTIFICATE/{c=""} {c=c $0 "\\n"} /END CERTIFICATE/{print "ca[]=\"" c "\""}' "$cafile"
+} >"$npmrc"
+chmod 600 "$npmrc"
+
+app=realtime-server:ci
+log "building $app from Dockerfile"
+DOCKER_BUILDKIT=1 $DOCKER build --network host --build-arg NODE_IMAGE=rt-local/node:24 \
+  --secret id=npmrc,src="$npmrc" -t "$app" . >"$work/build.log" 2>&1 || { tail -40 "$work/build.log"; exit 1; }
+rm -f "$npmrc"
+log "app image $app: $($DOCKER image inspect -f '{{.Size}}' "$app" | awk '{printf "%.0f MB", $1/1e6}')"
+
+cat >"$out_env" <<ENV
+REDIS_IMAGE=rt-local/redis:7
+NGINX_IMAGE=rt-local/nginx:1.22
+APP_IMAGE=$app
+ENV
