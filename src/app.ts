@@ -31,6 +31,8 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
   const io: TypedServer = new Server({
     cors: { origin: config.corsOrigins, methods: ["GET", "POST"] },
     maxHttpBufferSize: config.maxHttpBufferSize,
+    pingInterval: config.pingIntervalMs,
+    pingTimeout: config.pingTimeoutMs,
     adapter: redis ? createAdapter(redis.pub, redis.sub, { key: `${config.redisKeyPrefix}socket.io` }) : undefined,
   });
   const httpServer = createServer(createHttpApp({ config, log, posts, isReady, io }));

@@ -11,6 +11,8 @@ export interface Config {
   maxHttpBufferSize: number;
   shutdownTimeoutMs: number;
   postsLimit: number;
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
   version: string;
 }
 
@@ -97,6 +99,8 @@ export function parseConfig(env: Env, version = "0.0.0"): Config {
     maxHttpBufferSize: integer(env, "MAX_HTTP_BUFFER_SIZE", 1_000_000, 1024, 100_000_000),
     shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 8000, 0, 60_000),
     postsLimit: integer(env, "POSTS_LIMIT", 1000, 1, 1_000_000),
+    pingIntervalMs: integer(env, "PING_INTERVAL_MS", 25_000, 50, 300_000),
+    pingTimeoutMs: integer(env, "PING_TIMEOUT_MS", 20_000, 50, 300_000),
     version,
   };
 }

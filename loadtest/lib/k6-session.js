@@ -1,0 +1,47 @@
+// @ts-check
+/** k6 glue: a Socket.IO session on a k6/ws socket, plus the tally that turns counts into a delivery rate. */
+import ws from "k6/ws";
+import { SocketIoSession, socketIoUrl } from "./socketio.js";
+
+export const BASE_URL = __ENV.BASE_URL || "http://localhost:5000";
+
+/** An integer from the environment, bounded so no run is unbounded by mistake. */
+export function envInt(/** @type {string} */ name, /** @type {number} */ fallback, /** @type {number} */ max) {
+  const raw = __ENV[name];
+  const value = raw === undefined || raw === "" ? fallback : Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(`${name} must be an integer 1..${max}`);
+  return value;
+}
+
+/**
+ * Opens one Socket.IO session and runs `body` once the namespace is connected. Returns the HTTP status
+ * of the websocket upgrade (101 on success).
+ * @param {{
+ *   onEvent?: (event: string, args: unknown[], session: SocketIoSession) => void,
+ *   onConnected: (session: SocketIoSession, socket: import("k6/ws").Socket, handshakeMs: number) => void,
+ *   onError?: (message: string) => void,
+ * }} handlers
+ */
+export function runSession(handlers) {
+  const started = Date.now();
+  const res = ws.connect(socketIoUrl(BASE_URL), {}, (socket) => {
+    const session = new SocketIoSession((frame) => socket.send(frame), {
+      onConnect: () => handlers.onConnected(session, socket, Date.now() - started),
+      onEvent: (event, args) => handlers.onEvent?.(event, args, session),
+      onError: (message) => handlers.onError?.(message),
+    });
+    socket.on("message", (frame) => session.receive(frame));
+    socket.on("error", (e) => handlers.onError?.(String(e.error())));
+  });
+  return res ? res.status : 0;
+}
+
+/** Parses the JSON a load message carries, or undefined for anything else. */
+export function parseLoad(/** @type {unknown} */ message) {
+  if (typeof message !== "string" || message[0] !== "{") return undefined;
+  try {
+    return /** @type {{ t?: number, vu?: number, done?: boolean, sent?: number }} */ (JSON.parse(message));
+  } catch {
+    return undefined;
+  }
+}

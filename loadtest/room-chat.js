@@ -1,0 +1,93 @@
+// @ts-check
+/**
+ * Rooms of ROOM_SIZE members (default 50; ROOMS rooms, default 2) spread over the replicas by the
+ * balancer. Every member sends RATE room messages per second for DURATION_S seconds; each message
+ * carries its send time. Thresholds: delivery >= 99.9 %, room_message_latency p95 < 50 ms, no errors.
+ *   k6 run -e BASE_URL=http://localhost:5000 loadtest/room-chat.js
+ */
+import { Counter, Rate, Trend } from "k6/metrics";
+import { envInt, parseLoad, runSession } from "./lib/k6-session.js";
+
+const ROOM_SIZE = envInt("ROOM_SIZE", 50, 1000);
+const ROOMS = envInt("ROOMS", 2, 100);
+const RATE = envInt("RATE", 1, 100);
+const DURATION_S = envInt("DURATION_S", 30, 600);
+const SETTLE_MS = 3000;
+
+const latency = new Trend("room_message_latency", true);
+const sent = new Counter("messages_sent");
+const expected = new Counter("messages_expected");
+const received = new Counter("messages_received");
+const delivery = new Rate("room_delivery");
+const errors = new Counter("socket_errors");
+
+export const options = {
+  scenarios: {
+    chat: {
+      executor: "per-vu-iterations",
+      vus: ROOM_SIZE * ROOMS,
+      iterations: 1,
+      maxDuration: `${DURATION_S + 60}s`,
+    },
+  },
+  thresholds: {
+    room_delivery: ["rate>=0.999"],
+    room_message_latency: ["p(95)<50"],
+    socket_errors: ["count==0"],
+  },
+};
+
+export default function () {
+  const room = `chat-${Math.floor((__VU - 1) / ROOM_SIZE)}`;
+  let mySent = 0;
+  let myReceived = 0;
+  let expectedFromPeers = 0;
+  let reports = 0;
+
+  runSession({
+    onError: () => errors.add(1),
+    onEvent(event, args) {
+      if (event === "error") errors.add(1);
+      if (event !== "room-message-received") return;
+      const load = parseLoad(/** @type {{ message?: unknown }} */ (args[0])?.message);
+      if (!load) return;
+      if (load.done) {
+        // Each member reports how many it sent: that is what this member should have received from it.
+        expectedFromPeers += load.sent ?? 0;
+        reports++;
+        return;
+      }
+      myReceived++;
+      received.add(1);
+      if (typeof load.t === "number") latency.add(Date.now() - load.t);
+    },
+    onConnected(session, socket) {
+      session.emit("join-room", [room], () => {
+        // Let every member join before anyone speaks.
+        socket.setTimeout(() => {
+          const stopAt = Date.now() + DURATION_S * 1000;
+          socket.setInterval(() => {
+            if (Date.now() >= stopAt) return;
+            session.emit("room-message", [{ room, message: JSON.stringify({ t: Date.now(), vu: __VU }) }]);
+            mySent++;
+            sent.add(1);
+            expected.add(ROOM_SIZE);
+          }, 1000 / RATE);
+          socket.setTimeout(() => {
+            session.emit("room-message", [{ room, message: JSON.stringify({ done: true, sent: mySent }) }]);
+          }, DURATION_S * 1000);
+          socket.setTimeout(
+            () => {
+              // Missing reports count as missing messages at the sender's rate.
+              const missing = (ROOM_SIZE - reports) * RATE * DURATION_S;
+              const want = expectedFromPeers + missing;
+              for (let i = 0; i < want; i++) delivery.add(i < myReceived);
+              socket.close();
+            },
+            DURATION_S * 1000 + 5000,
+          );
+        }, SETTLE_MS);
+      });
+    },
+  });
+}
