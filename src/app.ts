@@ -8,6 +8,7 @@ import { createHttpApp } from "./http/routes.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createMemoryPostStore, createRedisPostStore } from "./posts/store.js";
 import { connectRedis, type RedisConnections } from "./redis.js";
+import { coalesceWebSocketWrites } from "./coalesce.js";
 import { generateRoutedId } from "./routing.js";
 
 export interface App {
@@ -20,6 +21,7 @@ export interface App {
 }
 
 export function createApp(config: Config, log: Logger = createLogger(config)): App {
+  coalesceWebSocketWrites();
   const redis: RedisConnections | undefined = config.redisUrl ? connectRedis(config.redisUrl, log) : undefined;
   const posts = redis
     ? createRedisPostStore(redis.pub, config.redisKeyPrefix, config.postsLimit)
@@ -41,6 +43,11 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
   io.engine.generateId = generateRoutedId;
   io.engine.on("headers", (headers: Record<string, string>) => {
     headers["X-Replica-Id"] = config.replicaId;
+  });
+  // Keeping the first HTTP request of every session (Engine.IO's default) costs kilobytes per connection;
+  // nothing here reads socket.request after the handshake.
+  io.engine.on("connection", (rawSocket: { request: unknown }) => {
+    rawSocket.request = null;
   });
   io.engine.on("connection_error", (err: { code: number; message: string; req?: { url?: string } }) => {
     log.warn({ code: err.code, reason: err.message, url: err.req?.url }, "engine.io connection error");

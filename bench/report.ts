@@ -1,0 +1,165 @@
+export interface SetupSummary {
+  name: string;
+  deliveredPerSec: number;
+  cpuUsPerMsg: number;
+  deliveryRatio: number;
+  p50: number;
+  p99: number;
+  remoteP99: number;
+  rssPerConn: number | undefined;
+  runs: object[];
+}
+
+export interface Summary {
+  date: string;
+  quick: boolean;
+  params: {
+    runs: number;
+    clients: number;
+    loadProcesses: number;
+    window: number;
+    saturateMs: number;
+    steadyRate: number;
+    steadyMs: number;
+    idleConnections: number;
+    idleProcesses: number;
+  };
+  machine: { cpus: number; model: string; memGiB: number };
+  node: string;
+  seconds: number;
+  setups: SetupSummary[];
+}
+
+const TARGETS = { singleVsRaw: 1.0, cluster2VsSingle: 1.1, remoteP99Ms: 10, rssVsRaw: 1.5 };
+
+const MISSING: SetupSummary = {
+  name: "missing",
+  deliveredPerSec: NaN,
+  cpuUsPerMsg: NaN,
+  deliveryRatio: NaN,
+  p50: NaN,
+  p99: NaN,
+  remoteP99: NaN,
+  rssPerConn: NaN,
+  runs: [],
+};
+
+// A setup left out of the run (--setups) shows as "–" in the ratios.
+function find(summary: Summary, name: string): SetupSummary {
+  return summary.setups.find((s) => s.name === name) ?? MISSING;
+}
+
+export function ratios(summary: Summary) {
+  const raw = find(summary, "raw-ws");
+  const single = find(summary, "single");
+  return {
+    singleVsRaw: single.cpuUsPerMsg / raw.cpuUsPerMsg,
+    cluster2VsSingle: find(summary, "cluster-2").cpuUsPerMsg / single.cpuUsPerMsg,
+    cluster3VsSingle: find(summary, "cluster-3").cpuUsPerMsg / single.cpuUsPerMsg,
+    rssVsRaw: (single.rssPerConn ?? NaN) / (raw.rssPerConn ?? NaN),
+    cluster2RemoteP99: find(summary, "cluster-2").remoteP99,
+    cluster3RemoteP99: find(summary, "cluster-3").remoteP99,
+  };
+}
+
+const f = (n: number | undefined, digits = 2) => (n === undefined || Number.isNaN(n) ? "–" : n.toFixed(digits));
+const verdict = (ok: boolean) => (ok ? "met" : "**missed**");
+
+export function renderTable(summary: Summary): string {
+  const rows = summary.setups.map(
+    (s) =>
+      `| ${s.name} | ${Math.round(s.deliveredPerSec).toLocaleString("en-US")} | ${f(s.cpuUsPerMsg)} | ` +
+      `${f(s.deliveryRatio * 100)} % | ${f(s.p50)} | ${f(s.p99)} | ${s.name.startsWith("cluster") ? f(s.remoteP99) : "–"} | ` +
+      `${s.rssPerConn === undefined ? "–" : f(s.rssPerConn / 1024)} |`,
+  );
+  const r = ratios(summary);
+  return [
+    "| setup | delivered msg/s | server CPU µs / delivered msg | delivered | p50 ms | p99 ms | cross-replica p99 ms | RSS KiB / idle conn |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows,
+    "",
+    "| ratio | measured | target | |",
+    "| --- | ---: | ---: | --- |",
+    `| single / raw-ws (CPU per delivered message) | ${f(r.singleVsRaw)} | ≤ ${TARGETS.singleVsRaw.toFixed(2)} | ${verdict(r.singleVsRaw <= TARGETS.singleVsRaw)} |`,
+    `| cluster-2 / single | ${f(r.cluster2VsSingle)} | ≤ ${TARGETS.cluster2VsSingle.toFixed(2)} | ${verdict(r.cluster2VsSingle <= TARGETS.cluster2VsSingle)} |`,
+    `| cluster-3 / single | ${f(r.cluster3VsSingle)} | – | |`,
+    `| cross-replica room message p99 (cluster-2 / cluster-3) | ${f(r.cluster2RemoteP99)} / ${f(r.cluster3RemoteP99)} ms | ≤ ${TARGETS.remoteP99Ms} ms | ${verdict(Math.max(r.cluster2RemoteP99, r.cluster3RemoteP99) <= TARGETS.remoteP99Ms)} |`,
+    `| RSS per idle connection, single / raw-ws | ${f(r.rssVsRaw)} | ≤ ${TARGETS.rssVsRaw.toFixed(2)} | ${verdict(r.rssVsRaw <= TARGETS.rssVsRaw)} |`,
+  ].join("\n");
+}
+
+/** Two bar panels: CPU per delivered message, and p99 latency. Plain SVG, no dependencies. */
+export function renderChart(summary: Summary): string {
+  const panels = [
+    { title: "server CPU µs per delivered message (lower is better)", value: (s: SetupSummary) => s.cpuUsPerMsg },
+    { title: "p99 latency at the steady rate, ms (lower is better)", value: (s: SetupSummary) => s.p99 },
+  ];
+  const width = 640;
+  const barH = 22;
+  const panelH = 40 + summary.setups.length * (barH + 8);
+  const parts: string[] = [];
+  panels.forEach((panel, p) => {
+    const top = p * (panelH + 10);
+    const max = Math.max(...summary.setups.map(panel.value));
+    parts.push(`<text x="10" y="${top + 24}" font-size="14" font-weight="bold">${panel.title}</text>`);
+    summary.setups.forEach((s, i) => {
+      const y = top + 36 + i * (barH + 8);
+      const w = Math.max(1, (panel.value(s) / max) * (width - 230));
+      const color = s.name === "raw-ws" ? "#999" : "#2a6fdb";
+      parts.push(`<text x="10" y="${y + 16}" font-size="13">${s.name}</text>`);
+      parts.push(`<rect x="100" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${color}"/>`);
+      parts.push(`<text x="${(106 + w).toFixed(1)}" y="${y + 16}" font-size="13">${f(panel.value(s))}</text>`);
+    });
+  });
+  const height = panels.length * (panelH + 10);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+${parts.join("\n")}
+</svg>
+`;
+}
+
+export function renderDoc(summary: Summary, table: string): string {
+  const p = summary.params;
+  return `# Benchmarks
+
+Measured ${summary.date.slice(0, 10)} by \`npm run bench -- --publish\` (${summary.seconds} s), on ${summary.machine.cpus} cores
+(${summary.machine.model}), ${summary.machine.memGiB} GiB, Node ${summary.node}. The machine is shared and noisy and the
+load generator competes with the servers for the 2 cores, so every figure is the **median of ${p.runs} runs**, all setups
+in **one run**, and the comparisons are **ratios**.
+
+![CPU per delivered message and p99 latency per setup](benchmark-chart.svg)
+
+${table}
+
+## Setups
+
+- **raw-ws**: a minimal \`ws\` server (\`bench/servers/raw-ws.ts\`) that writes every frame it receives to every client,
+  once each: the physical-limit proxy.
+- **single**: our server, one replica, every feature on: zod validation, room membership checks, JSON logs at \`info\`.
+- **cluster-2**, **cluster-3**: our replicas + \`redis-server\`, clients spread evenly over the replicas, the publisher
+  on replica 1. Server CPU is the sum over the replicas **and Redis**.
+
+## Workload
+
+- ${p.clients} websocket clients from ${p.loadProcesses} load processes (\`bench/load.ts\`, speaking Socket.IO through the same
+  protocol module as the k6 scripts), ~100-byte payloads.
+- Saturation: one publisher sends \`broadcast\` (raw-ws: a frame) with at most ${p.window} messages in flight, for
+  ${p.saturateMs / 1000} s, then until every copy is delivered. Delivered messages/s, and server CPU time (user+sys from
+  \`/proc/<pid>/stat\`) per delivered message.
+- Steady rate: ${p.steadyRate} room messages/s to a room holding every client (raw-ws: frames) for ${p.steadyMs / 1000} s;
+  end-to-end latency from the send time in the payload. Cross-replica p99 counts only clients on another replica
+  than the publisher.
+- Memory: RSS growth of the server process per idle connection, ${p.idleConnections.toLocaleString("en-US")} connections
+  from ${p.idleProcesses} load processes.
+
+## Reproduce
+
+\`\`\`sh
+npm ci
+apt-get install -y redis-server      # the cluster setups need it
+npm run bench -- --quick             # under 3 minutes; prints the table, writes bench/results/latest.json
+npm run bench -- --publish           # the full run; rewrites this page and the chart
+\`\`\`
+`;
+}

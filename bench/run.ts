@@ -1,0 +1,214 @@
+/**
+ * `npm run bench [-- --quick] [-- --publish]`: every setup on the same workload in one run, from
+ * separate load processes over loopback. Prints a markdown table, writes bench/results/latest.json and
+ * the chart; --publish also rewrites docs/benchmarks.md.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import type { Command } from "./load.js";
+import { median, percentile, rssBytes, totalCpu } from "./proc.js";
+import { renderChart, renderDoc, renderTable, type Summary } from "./report.js";
+import { startSetup, type RunningSetup, type SetupName } from "./setups.js";
+
+const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
+const quick = process.argv.includes("--quick");
+const publish = process.argv.includes("--publish");
+const P = {
+  runs: Number(arg("runs") ?? 3),
+  clients: 1000,
+  loadProcesses: 2,
+  window: 32,
+  saturateMs: quick ? 2000 : 4000,
+  steadyRate: 20,
+  steadyMs: quick ? 2000 : 4000,
+  idleConnections: quick ? 4000 : 10_000,
+  idleProcesses: quick ? 2 : 4,
+};
+const ALL_SETUPS: SetupName[] = ["raw-ws", "single", "cluster-2", "cluster-3"];
+// --setups=raw-ws,single and --runs=N narrow a run while working on one figure; published runs use all.
+const SETUPS = (arg("setups")?.split(",") as SetupName[] | undefined) ?? ALL_SETUPS;
+const ROOT = new URL("../", import.meta.url).pathname;
+
+interface Worker {
+  child: ChildProcess;
+  ask<T extends object>(command: Command, expect: string): Promise<T>;
+}
+
+function startWorker(): Promise<Worker> {
+  const child = fork(`${ROOT}bench/load.ts`, [], { execArgv: ["--import", "tsx"], stdio: "inherit" });
+  const ask = <T extends object>(command: Command, expect: string) =>
+    new Promise<T>((resolve, reject) => {
+      const onMessage = (msg: { ev: string; message?: string }) => {
+        if (msg.ev === "error") reject(new Error(msg.message));
+        else if (msg.ev === expect) resolve(msg as unknown as T);
+        else return;
+        child.off("message", onMessage);
+      };
+      child.on("message", onMessage);
+      child.send(command);
+    });
+  return new Promise((resolve) => child.once("message", () => resolve({ child, ask })));
+}
+
+async function connectWorkers(setup: RunningSetup, clients: number, count: number, withPublisher: boolean) {
+  const workers = await Promise.all(Array.from({ length: count }, startWorker));
+  await Promise.all(
+    workers.map((w, i) =>
+      w.ask(
+        {
+          cmd: "connect",
+          urls: setup.urls,
+          count: Math.round(clients / count),
+          mode: setup.mode,
+          room: "bench",
+          publisherUrl: withPublisher && i === 0 ? setup.urls[0] : undefined,
+        },
+        "connected",
+      ),
+    ),
+  );
+  return workers;
+}
+
+const delivered = async (workers: Worker[]) =>
+  (await Promise.all(workers.map((w) => w.ask<{ delivered: number }>({ cmd: "stats" }, "stats")))).reduce(
+    (sum, s) => sum + s.delivered,
+    0,
+  );
+
+async function drain(workers: Worker[], expected: number, ms = 30_000): Promise<number> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const got = await delivered(workers);
+    if (got >= expected || Date.now() > deadline) return got;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+interface Throughput {
+  deliveredPerSec: number;
+  cpuUsPerMsg: number;
+  deliveryRatio: number;
+  p50: number;
+  p99: number;
+  remoteP99: number;
+}
+
+async function measureThroughput(name: SetupName): Promise<Throughput> {
+  const setup = await startSetup(name);
+  const workers = await connectWorkers(setup, P.clients, P.loadProcesses, true);
+  const clients = P.clients;
+  const [publisher] = workers as [Worker];
+  try {
+    // Warm-up (JIT, buffers), not measured.
+    await Promise.all(workers.map((w) => w.ask({ cmd: "reset", record: false }, "reset")));
+    const warm = await publisher.ask<{ sent: number }>({ cmd: "saturate", durationMs: 500, window: P.window }, "sent");
+    await drain(workers, warm.sent * clients);
+
+    await Promise.all(workers.map((w) => w.ask({ cmd: "reset", record: false }, "reset")));
+    const cpu0 = totalCpu(setup.pids);
+    const t0 = performance.now();
+    const { sent } = await publisher.ask<{ sent: number }>(
+      { cmd: "saturate", durationMs: P.saturateMs, window: P.window },
+      "sent",
+    );
+    const got = await drain(workers, sent * clients);
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = totalCpu(setup.pids) - cpu0;
+
+    await Promise.all(workers.map((w) => w.ask({ cmd: "reset", record: true }, "reset")));
+    const steady = await publisher.ask<{ sent: number }>(
+      { cmd: "steady", rate: P.steadyRate, durationMs: P.steadyMs },
+      "sent",
+    );
+    await drain(workers, steady.sent * clients, 10_000);
+    const samples = await Promise.all(
+      workers.map((w) => w.ask<{ latencies: number[]; remoteLatencies: number[] }>({ cmd: "latencies" }, "latencies")),
+    );
+    const all = samples.flatMap((s) => s.latencies).sort((a, b) => a - b);
+    const remote = samples.flatMap((s) => s.remoteLatencies).sort((a, b) => a - b);
+    return {
+      deliveredPerSec: got / seconds,
+      cpuUsPerMsg: (cpu * 1e6) / got,
+      deliveryRatio: got / (sent * clients),
+      p50: percentile(all, 50),
+      p99: percentile(all, 99),
+      remoteP99: percentile(remote, 99),
+    };
+  } finally {
+    await Promise.all(workers.map((w) => w.ask({ cmd: "close" }, "closed").catch(() => undefined)));
+    await setup.stop();
+  }
+}
+
+async function measureIdleRss(name: SetupName): Promise<number> {
+  const setup = await startSetup(name);
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = rssBytes(setup.mainPid);
+    const workers = await connectWorkers(setup, P.idleConnections, P.idleProcesses, false);
+    await new Promise((r) => setTimeout(r, 2000));
+    const after = rssBytes(setup.mainPid);
+    await Promise.all(workers.map((w) => w.ask({ cmd: "close" }, "closed").catch(() => undefined)));
+    return (after - before) / P.idleConnections;
+  } finally {
+    await setup.stop();
+  }
+}
+
+async function main() {
+  const started = Date.now();
+  console.log(`bench: ${quick ? "quick" : "full"} run, ${P.runs} runs per setup, ${P.clients} clients`);
+  const results: Record<SetupName, Throughput[]> = { "raw-ws": [], single: [], "cluster-2": [], "cluster-3": [] };
+  const rss: Partial<Record<SetupName, number[]>> = { "raw-ws": [], single: [] };
+  for (let run = 0; run < P.runs; run++) {
+    // Rotate the order so no setup always runs first (or last) on a warming machine.
+    const order = SETUPS.map((_, i) => SETUPS[(i + run) % SETUPS.length] as SetupName);
+    for (const name of order) {
+      const r = await measureThroughput(name);
+      results[name].push(r);
+      console.log(
+        `run ${run + 1} ${name.padEnd(9)} ${Math.round(r.deliveredPerSec)} msg/s, ${r.cpuUsPerMsg.toFixed(2)} µs CPU/msg, ` +
+          `p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, delivered ${(r.deliveryRatio * 100).toFixed(2)} %`,
+      );
+    }
+    for (const name of (["raw-ws", "single"] as const).filter((n) => SETUPS.includes(n))) {
+      const perConn = await measureIdleRss(name);
+      rss[name]?.push(perConn);
+      console.log(`run ${run + 1} ${name.padEnd(9)} RSS ${(perConn / 1024).toFixed(2)} KiB per idle connection`);
+    }
+  }
+  const summary: Summary = {
+    date: new Date().toISOString(),
+    quick,
+    params: P,
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "unknown", memGiB: Math.round(totalmem() / 2 ** 30) },
+    node: process.version,
+    seconds: Math.round((Date.now() - started) / 1000),
+    setups: SETUPS.map((name) => ({
+      name,
+      deliveredPerSec: median(results[name].map((r) => r.deliveredPerSec)),
+      cpuUsPerMsg: median(results[name].map((r) => r.cpuUsPerMsg)),
+      deliveryRatio: median(results[name].map((r) => r.deliveryRatio)),
+      p50: median(results[name].map((r) => r.p50)),
+      p99: median(results[name].map((r) => r.p99)),
+      remoteP99: median(results[name].map((r) => r.remoteP99)),
+      rssPerConn: rss[name] ? median(rss[name]) : undefined,
+      runs: results[name],
+    })),
+  };
+  const table = renderTable(summary);
+  console.log(`\n${table}`);
+  mkdirSync(`${ROOT}bench/results`, { recursive: true });
+  writeFileSync(`${ROOT}bench/results/latest.json`, JSON.stringify(summary, null, 2) + "\n");
+  writeFileSync(`${ROOT}bench/results/latest.svg`, renderChart(summary));
+  if (publish) {
+    mkdirSync(`${ROOT}docs`, { recursive: true });
+    writeFileSync(`${ROOT}docs/benchmark-chart.svg`, renderChart(summary));
+    writeFileSync(`${ROOT}docs/benchmarks.md`, renderDoc(summary, table));
+    console.log("wrote docs/benchmarks.md and docs/benchmark-chart.svg");
+  }
+}
+
+await main();
