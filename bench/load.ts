@@ -9,7 +9,17 @@ import { SocketIoSession, encodeEvent, socketIoUrl } from "../loadtest/lib/socke
 export type Mode = "raw" | "sio";
 
 export type Command =
-  | { cmd: "connect"; urls: string[]; count: number; mode: Mode; room: string; publisherUrl?: string }
+  | {
+      cmd: "connect";
+      urls: string[];
+      /** Clients to open in this process, numbered from `offset` across all processes. */
+      count: number;
+      offset: number;
+      mode: Mode;
+      /** Client n joins room `bench-<n % rooms>`; the publisher joins them all. */
+      rooms: number;
+      publisherUrl?: string;
+    }
   | { cmd: "reset"; record: boolean }
   | { cmd: "stats" }
   | { cmd: "latencies" }
@@ -21,9 +31,10 @@ const PAYLOAD_BYTES = 100;
 const now = () => performance.timeOrigin + performance.now();
 
 let mode: Mode = "raw";
-let room = "bench";
+let rooms = 1;
+const roomName = (n: number) => `bench-${n % rooms}`;
 const sockets: WebSocket[] = [];
-let publisher: { broadcast(p: string): void; toRoom(p: string): void; ownReceived: number } | undefined;
+let publisher: { broadcast(p: string): void; toRoom(room: string, p: string): void; ownReceived: number } | undefined;
 let delivered = 0;
 let recordLatency = false;
 let latencies: number[] = [];
@@ -50,19 +61,29 @@ function onPayload(text: string, isPublisher: boolean, remote: boolean): void {
 const SIO_PREFIXES = ['42["broadcast-message",', '42["room-message-received",'];
 const MESSAGE_KEY = '"message":"';
 
-function openClient(url: string, isPublisher: boolean, remote: boolean): Promise<WebSocket> {
+function openClient(url: string, joins: string[], isPublisher: boolean, remote: boolean): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(mode === "raw" ? url.replace(/^http/, "ws") : socketIoUrl(url), {
       perMessageDeflate: false,
     });
     ws.once("error", reject);
     if (mode === "raw") {
-      ws.once("open", () => resolve(ws));
-      ws.on("message", (data) => onPayload(String(data), isPublisher, remote));
+      ws.once("open", () => {
+        for (const room of joins) ws.send(`j:${room}`);
+        resolve(ws);
+      });
+      ws.on("message", (data) => {
+        const text = String(data);
+        // Room frames come back whole: `r:<room>|<payload>`.
+        onPayload(text.startsWith("r:") ? text.slice(text.indexOf("|") + 1) : text, isPublisher, remote);
+      });
       return;
     }
+    let pending = joins.length;
     const session = new SocketIoSession((frame) => ws.send(frame), {
-      onConnect: () => session.emit("join-room", [room], () => resolve(ws)),
+      onConnect: () => {
+        for (const room of joins) session.emit("join-room", [room], () => --pending === 0 && resolve(ws));
+      },
     });
     ws.on("message", (data) => {
       const frame = String(data);
@@ -77,26 +98,28 @@ function openClient(url: string, isPublisher: boolean, remote: boolean): Promise
 }
 
 // Clients spread evenly over `urls`; the first URL is the publisher's replica.
-async function connectAll(urls: string[], count: number, publisherUrl?: string): Promise<void> {
+async function connectAll(urls: string[], count: number, offset: number, publisherUrl?: string): Promise<void> {
   if (publisherUrl) {
-    const ws = await openClient(publisherUrl, true, false);
+    const all = Array.from({ length: rooms }, (_, i) => roomName(i));
+    const ws = await openClient(publisherUrl, all, true, false);
     sockets.push(ws);
     publisher =
       mode === "raw"
-        ? { broadcast: (p) => ws.send(p), toRoom: (p) => ws.send(p), ownReceived: 0 }
+        ? { broadcast: (p) => ws.send(p), toRoom: (room, p) => ws.send(`r:${room}|${p}`), ownReceived: 0 }
         : {
             broadcast: (p) => ws.send(encodeEvent("broadcast", [p])),
-            toRoom: (p) => ws.send(encodeEvent("room-message", [{ room, message: p }])),
+            toRoom: (room, p) => ws.send(encodeEvent("room-message", [{ room, message: p }])),
             ownReceived: 0,
           };
   }
-  const remaining = count - sockets.length;
   const batch = 100;
-  for (let i = 0; i < remaining; i += batch) {
+  for (let i = 0; i < count; i += batch) {
     const opened = await Promise.all(
-      Array.from({ length: Math.min(batch, remaining - i) }, (_, j) =>
-        openClient(urls[(i + j) % urls.length] as string, false, (i + j) % urls.length !== 0),
-      ),
+      Array.from({ length: Math.min(batch, count - i) }, (_, j) => {
+        const n = offset + i + j;
+        const replica = n % urls.length;
+        return openClient(urls[replica] as string, [roomName(n)], false, replica !== 0);
+      }),
     );
     sockets.push(...opened);
   }
@@ -129,7 +152,7 @@ async function steady(rate: number, durationMs: number): Promise<number> {
     const due = start + sent * interval;
     const wait = due - now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    pub.toRoom(payload(sent));
+    pub.toRoom(roomName(sent), payload(sent));
   }
   return total;
 }
@@ -140,8 +163,8 @@ process.on("message", async (message: Command) => {
     switch (message.cmd) {
       case "connect":
         mode = message.mode;
-        room = message.room;
-        await connectAll(message.urls, message.count, message.publisherUrl);
+        rooms = message.rooms;
+        await connectAll(message.urls, message.count, message.offset, message.publisherUrl);
         return reply({ ev: "connected", count: sockets.length });
       case "reset":
         delivered = 0;

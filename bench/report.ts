@@ -18,6 +18,7 @@ export interface Summary {
     clients: number;
     loadProcesses: number;
     window: number;
+    rooms: number;
     saturateMs: number;
     steadyRate: number;
     steadyMs: number;
@@ -147,7 +148,8 @@ ${table}
 - Saturation: one publisher sends \`broadcast\` (raw-ws: a frame) with at most ${p.window} messages in flight, for
   ${p.saturateMs / 1000} s, then until every copy is delivered. Delivered messages/s, and server CPU time (user+sys from
   \`/proc/<pid>/stat\`) per delivered message.
-- Steady rate: ${p.steadyRate} room messages/s to a room holding every client (raw-ws: frames) for ${p.steadyMs / 1000} s;
+- Steady rate: every client is in one of ${p.rooms} rooms of ${p.clients / p.rooms} (the publisher in all); ${p.steadyRate} room
+  messages/s in total, round-robin over the rooms, for ${p.steadyMs / 1000} s (raw-ws: the same rooms in its minimal protocol);
   end-to-end latency from the send time in the payload. Cross-replica p99 counts only clients on another replica
   than the publisher.
 - Memory: RSS growth of the server process per idle connection, ${p.idleConnections.toLocaleString("en-US")} connections

@@ -20,7 +20,8 @@ const P = {
   loadProcesses: 2,
   window: 32,
   saturateMs: quick ? 2000 : 4000,
-  steadyRate: 20,
+  rooms: 20,
+  steadyRate: 100,
   steadyMs: quick ? 2000 : 4000,
   idleConnections: quick ? 4000 : 10_000,
   idleProcesses: quick ? 2 : 4,
@@ -59,9 +60,10 @@ async function connectWorkers(setup: RunningSetup, clients: number, count: numbe
         {
           cmd: "connect",
           urls: setup.urls,
-          count: Math.round(clients / count),
+          count: clients / count,
+          offset: (i * clients) / count,
           mode: setup.mode,
-          room: "bench",
+          rooms: P.rooms,
           publisherUrl: withPublisher && i === 0 ? setup.urls[0] : undefined,
         },
         "connected",
@@ -98,13 +100,15 @@ interface Throughput {
 async function measureThroughput(name: SetupName): Promise<Throughput> {
   const setup = await startSetup(name);
   const workers = await connectWorkers(setup, P.clients, P.loadProcesses, true);
-  const clients = P.clients;
+  // Every client and the publisher get each broadcast; a room message reaches its room and the publisher.
+  const everyone = P.clients + 1;
+  const roomSize = P.clients / P.rooms + 1;
   const [publisher] = workers as [Worker];
   try {
     // Warm-up (JIT, buffers), not measured.
     await Promise.all(workers.map((w) => w.ask({ cmd: "reset", record: false }, "reset")));
     const warm = await publisher.ask<{ sent: number }>({ cmd: "saturate", durationMs: 500, window: P.window }, "sent");
-    await drain(workers, warm.sent * clients);
+    await drain(workers, warm.sent * everyone);
 
     await Promise.all(workers.map((w) => w.ask({ cmd: "reset", record: false }, "reset")));
     const cpu0 = totalCpu(setup.pids);
@@ -113,7 +117,7 @@ async function measureThroughput(name: SetupName): Promise<Throughput> {
       { cmd: "saturate", durationMs: P.saturateMs, window: P.window },
       "sent",
     );
-    const got = await drain(workers, sent * clients);
+    const got = await drain(workers, sent * everyone);
     const seconds = (performance.now() - t0) / 1000;
     const cpu = totalCpu(setup.pids) - cpu0;
 
@@ -122,7 +126,7 @@ async function measureThroughput(name: SetupName): Promise<Throughput> {
       { cmd: "steady", rate: P.steadyRate, durationMs: P.steadyMs },
       "sent",
     );
-    await drain(workers, steady.sent * clients, 10_000);
+    await drain(workers, steady.sent * roomSize, 10_000);
     const samples = await Promise.all(
       workers.map((w) => w.ask<{ latencies: number[]; remoteLatencies: number[] }>({ cmd: "latencies" }, "latencies")),
     );
@@ -131,7 +135,7 @@ async function measureThroughput(name: SetupName): Promise<Throughput> {
     return {
       deliveredPerSec: got / seconds,
       cpuUsPerMsg: (cpu * 1e6) / got,
-      deliveryRatio: got / (sent * clients),
+      deliveryRatio: got / (sent * everyone),
       p50: percentile(all, 50),
       p99: percentile(all, 99),
       remoteP99: percentile(remote, 99),

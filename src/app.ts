@@ -2,7 +2,7 @@ import { createServer, type Server as HttpServer } from "node:http";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Server } from "socket.io";
 import type { Config } from "./config.js";
-import { registerEvents } from "./events/index.js";
+import { createConnectionHandler } from "./events/index.js";
 import type { TypedServer } from "./events/handler.js";
 import { createHttpApp } from "./http/routes.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -53,11 +53,7 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
     log.warn({ code: err.code, reason: err.message, url: err.req?.url }, "engine.io connection error");
   });
 
-  io.on("connection", (socket) => {
-    log.debug({ socket: socket.id, transport: socket.conn.transport.name }, "client connected");
-    registerEvents({ io, socket, replicaId: config.replicaId, log });
-    socket.on("disconnect", (reason) => log.debug({ socket: socket.id, reason }, "client disconnected"));
-  });
+  io.on("connection", createConnectionHandler({ io, replicaId: config.replicaId, log }));
 
   let closed: Promise<void> | undefined;
   const close = () => {

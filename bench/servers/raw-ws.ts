@@ -1,14 +1,29 @@
 /**
- * The physical-limit proxy: a minimal `ws` server that writes every frame it receives to every client,
- * once each. No protocol, no validation, no logging.
+ * The physical-limit proxy: a minimal `ws` server, one write per frame, no validation, no logging.
+ * Text protocol: `j:<room>` joins a room; `r:<room>|<payload>` goes to the room's members; anything
+ * else goes to every client.
  */
-import { WebSocketServer, type RawData } from "ws";
+import { WebSocketServer, type WebSocket } from "ws";
 
 const port = Number(process.env.PORT ?? 0);
 const wss = new WebSocketServer({ port, host: "127.0.0.1", perMessageDeflate: false, clientTracking: true });
+const rooms = new Map<string, Set<WebSocket>>();
 
 wss.on("connection", (socket) => {
-  socket.on("message", (data: RawData, isBinary: boolean) => {
+  socket.on("message", (data, isBinary) => {
+    const text = isBinary ? "" : data.toString();
+    if (text.startsWith("j:")) {
+      const room = text.slice(2);
+      let members = rooms.get(room);
+      if (!members) rooms.set(room, (members = new Set()));
+      members.add(socket);
+      socket.once("close", () => members.delete(socket));
+      return;
+    }
+    if (text.startsWith("r:")) {
+      for (const member of rooms.get(text.slice(2, text.indexOf("|"))) ?? []) member.send(text);
+      return;
+    }
     for (const client of wss.clients) client.send(data, { binary: isBinary });
   });
 });

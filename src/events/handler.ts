@@ -11,12 +11,19 @@ export interface SocketData {
 export type TypedServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 export type TypedSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
-export interface EventContext {
+/** What every handler may use; built once per app, shared by all sockets. */
+export interface AppContext {
   io: TypedServer;
-  socket: TypedSocket;
   replicaId: string;
   log: Logger;
 }
+
+/**
+ * A socket listener shared by every socket: Socket.IO calls it with `this` bound to the socket, so
+ * registering it allocates nothing per connection (no closures per socket and event).
+ */
+export type SharedListener = (this: TypedSocket, ...args: unknown[]) => void;
+export type EventListeners = Array<[event: string, listener: SharedListener]>;
 
 type AnyAck = (result: AckResult) => void;
 type Result = object | undefined;
@@ -31,22 +38,38 @@ export class EventError extends Error {
   }
 }
 
-export function reject(ctx: EventContext, event: string, code: ErrorCode, message: string, ack?: AnyAck): void {
-  ctx.log.debug({ socket: ctx.socket.id, event, code }, message);
-  ctx.socket.emit("error", { event, code, message });
+export function reject(
+  app: AppContext,
+  socket: TypedSocket,
+  event: string,
+  code: ErrorCode,
+  message: string,
+  ack?: AnyAck,
+): void {
+  app.log.debug({ socket: socket.id, event, code }, message);
+  socket.emit("error", { event, code, message });
   ack?.({ ok: false, error: { code, message } });
 }
 
 const OK: AckResult = { ok: true };
 
-function settle(ctx: EventContext, event: string, result: Result, ack: AnyAck | undefined): void {
-  if (ack) ack(result === undefined ? OK : { ok: true, ...result });
+function fail(app: AppContext, socket: TypedSocket, event: string, err: unknown, ack: AnyAck | undefined): void {
+  if (err instanceof EventError) return reject(app, socket, event, err.code, err.message, ack);
+  app.log.error({ socket: socket.id, event, err }, "event handler failed");
+  reject(app, socket, event, "INTERNAL", "internal error", ack);
 }
 
-function fail(ctx: EventContext, event: string, err: unknown, ack: AnyAck | undefined): void {
-  if (err instanceof EventError) return reject(ctx, event, err.code, err.message, ack);
-  ctx.log.error({ socket: ctx.socket.id, event, err }, "event handler failed");
-  reject(ctx, event, "INTERNAL", "internal error", ack);
+function settleLater(
+  app: AppContext,
+  socket: TypedSocket,
+  event: string,
+  result: Promise<Result>,
+  ack: AnyAck | undefined,
+): void {
+  result.then(
+    (value) => ack?.(value === undefined ? OK : { ok: true, ...value }),
+    (err: unknown) => fail(app, socket, event, err, ack),
+  );
 }
 
 interface Options {
@@ -55,40 +78,38 @@ interface Options {
 }
 
 /**
- * Registers a handler whose payload is validated by `schema` (or which takes no payload when it is null).
- * The optional trailing acknowledgement is split off; the handler's return value becomes `{ ok: true, ...value }`.
+ * One event's listener: the payload is validated by `schema` (or the event takes none when it is null),
+ * the optional trailing acknowledgement is split off, and the handler's return value becomes
+ * `{ ok: true, ...value }`.
  */
-export function on<S extends z.ZodType | null>(
-  ctx: EventContext,
+export function defineEvent<S extends z.ZodType | null>(
+  app: AppContext,
   event: keyof ClientToServerEvents,
   schema: S,
-  handler: (data: S extends z.ZodType ? z.infer<S> : undefined) => Result | Promise<Result>,
+  handler: (socket: TypedSocket, data: S extends z.ZodType ? z.infer<S> : undefined) => Result | Promise<Result>,
   options: Options = {},
-): void {
-  const socket = ctx.socket as unknown as { on(event: string, fn: (...args: unknown[]) => void): void };
-  socket.on(event, (...args: unknown[]) => {
+): [string, SharedListener] {
+  const listener: SharedListener = function (...args) {
     const ack = typeof args[args.length - 1] === "function" ? (args.pop() as AnyAck) : undefined;
     if (options.ackRequired && !ack) {
-      return reject(ctx, event, "ACK_REQUIRED", `${event} needs an acknowledgement callback`);
+      return reject(app, this, event, "ACK_REQUIRED", `${event} needs an acknowledgement callback`);
     }
     let data: unknown;
     if (schema) {
       const parsed = schema.safeParse(args[0]);
-      if (!parsed.success) return reject(ctx, event, "INVALID_PAYLOAD", describeIssue(parsed.error).message, ack);
+      if (!parsed.success) return reject(app, this, event, "INVALID_PAYLOAD", describeIssue(parsed.error).message, ack);
       data = parsed.data;
     }
     try {
-      const result = handler(data as S extends z.ZodType ? z.infer<S> : undefined);
+      const result = handler(this, data as S extends z.ZodType ? z.infer<S> : undefined);
       if (result instanceof Promise) {
-        result.then(
-          (value) => settle(ctx, event, value, ack),
-          (err: unknown) => fail(ctx, event, err, ack),
-        );
-      } else {
-        settle(ctx, event, result, ack);
+        settleLater(app, this, event, result, ack);
+      } else if (ack) {
+        ack(result === undefined ? OK : { ok: true, ...result });
       }
     } catch (err) {
-      fail(ctx, event, err, ack);
+      fail(app, this, event, err, ack);
     }
-  });
+  };
+  return [event, listener];
 }

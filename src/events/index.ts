@@ -1,17 +1,30 @@
 import { CLIENT_EVENTS } from "../contract.js";
-import { reject, type EventContext } from "./handler.js";
-import { registerMessageEvents } from "./messages.js";
-import { registerRoomEvents } from "./rooms.js";
+import { reject, type AppContext, type SharedListener, type TypedSocket } from "./handler.js";
+import { messageEvents } from "./messages.js";
+import { roomEvents } from "./rooms.js";
 
 const KNOWN = new Set<string>(CLIENT_EVENTS);
 
-export function registerEvents(ctx: EventContext): void {
-  registerMessageEvents(ctx);
-  registerRoomEvents(ctx);
-  ctx.socket.onAny((event: string, ...args: unknown[]) => {
+/**
+ * Builds every listener once for the app and returns the per-connection step, which only attaches
+ * those shared listeners: a connection costs no closures of its own.
+ */
+export function createConnectionHandler(app: AppContext): (socket: TypedSocket) => void {
+  const listeners = [...messageEvents(app), ...roomEvents(app)];
+  const onUnknown = function (this: TypedSocket, event: string, ...args: unknown[]) {
     if (KNOWN.has(event)) return;
     const last = args[args.length - 1];
-    const ack = typeof last === "function" ? (last as Parameters<typeof reject>[4]) : undefined;
-    reject(ctx, String(event), "UNKNOWN_EVENT", `unknown event "${String(event)}"`, ack);
-  });
+    const ack = typeof last === "function" ? (last as Parameters<typeof reject>[5]) : undefined;
+    reject(app, this, String(event), "UNKNOWN_EVENT", `unknown event "${String(event)}"`, ack);
+  };
+  const onDisconnect = function (this: TypedSocket, reason: string) {
+    app.log.debug({ socket: this.id, reason }, "client disconnected");
+  };
+  return (socket) => {
+    app.log.debug({ socket: socket.id, transport: socket.conn.transport.name }, "client connected");
+    const emitter = socket as unknown as { on(event: string, fn: SharedListener): void };
+    for (const [event, listener] of listeners) emitter.on(event, listener);
+    socket.onAny(onUnknown);
+    socket.on("disconnect", onDisconnect);
+  };
 }

@@ -1,5 +1,5 @@
 import { roomMessage, roomName } from "../schemas.js";
-import { EventError, on, type EventContext } from "./handler.js";
+import { defineEvent, EventError, type AppContext, type EventListeners, type TypedSocket } from "./handler.js";
 
 // User rooms live under a prefix so that no client can join another socket's private room (its id).
 const PREFIX = "room:";
@@ -18,45 +18,46 @@ function after<T>(pending: Promise<void> | void, then: () => T): T | Promise<T> 
   return pending instanceof Promise ? pending.then(then) : then();
 }
 
-function requireMember(ctx: EventContext, room: string): string {
+function requireMember(socket: TypedSocket, room: string): string {
   const key = roomKey(room);
-  if (!ctx.socket.rooms.has(key)) throw new EventError("NOT_A_MEMBER", `not a member of room "${room}"`);
+  if (!socket.rooms.has(key)) throw new EventError("NOT_A_MEMBER", `not a member of room "${room}"`);
   return key;
 }
 
-export function registerRoomEvents(ctx: EventContext): void {
-  const { io, socket } = ctx;
+export function roomEvents(app: AppContext): EventListeners {
+  const { io, log } = app;
+  return [
+    defineEvent(app, "join-room", roomName, (socket, room) =>
+      after(socket.join(roomKey(room)), () => {
+        socket.emit("room-joined", room);
+        log.debug({ socket: socket.id, room }, "joined room");
+        return { room };
+      }),
+    ),
 
-  on(ctx, "join-room", roomName, (room) =>
-    after(socket.join(roomKey(room)), () => {
-      socket.emit("room-joined", room);
-      ctx.log.debug({ socket: socket.id, room }, "joined room");
-      return { room };
+    defineEvent(app, "leave-room", roomName, (socket, room) =>
+      after(socket.leave(requireMember(socket, room)), () => {
+        socket.emit("room-left", room);
+        log.debug({ socket: socket.id, room }, "left room");
+        return { room };
+      }),
+    ),
+
+    defineEvent(app, "room-message", roomMessage, (socket, { room, message }) => {
+      io.to(requireMember(socket, room)).emit("room-message-received", { from: socket.id, room, message });
+      return undefined;
     }),
-  );
 
-  on(ctx, "leave-room", roomName, (room) =>
-    after(socket.leave(requireMember(ctx, room)), () => {
-      socket.emit("room-left", room);
-      ctx.log.debug({ socket: socket.id, room }, "left room");
-      return { room };
-    }),
-  );
-
-  on(ctx, "room-message", roomMessage, ({ room, message }) => {
-    io.to(requireMember(ctx, room)).emit("room-message-received", { from: socket.id, room, message });
-    return undefined;
-  });
-
-  on(
-    ctx,
-    "room-members",
-    roomName,
-    async (room) => {
-      // fetchSockets asks every replica through the adapter: presence is cluster-wide.
-      const sockets = await io.in(roomKey(room)).fetchSockets();
-      return { room, members: sockets.map((s) => s.id) };
-    },
-    { ackRequired: true },
-  );
+    defineEvent(
+      app,
+      "room-members",
+      roomName,
+      async (_socket, room) => {
+        // fetchSockets asks every replica through the adapter: presence is cluster-wide.
+        const sockets = await io.in(roomKey(room)).fetchSockets();
+        return { room, members: sockets.map((s) => s.id) };
+      },
+      { ackRequired: true },
+    ),
+  ];
 }
