@@ -10,6 +10,8 @@ const wss = new WebSocketServer({ port, host: "127.0.0.1", perMessageDeflate: fa
 const rooms = new Map<string, Set<WebSocket>>();
 
 wss.on("connection", (socket) => {
+  const joined: Array<Set<WebSocket>> = [];
+  socket.once("close", () => joined.forEach((members) => members.delete(socket)));
   socket.on("message", (data, isBinary) => {
     const text = isBinary ? "" : data.toString();
     if (text.startsWith("j:")) {
@@ -17,7 +19,7 @@ wss.on("connection", (socket) => {
       let members = rooms.get(room);
       if (!members) rooms.set(room, (members = new Set()));
       members.add(socket);
-      socket.once("close", () => members.delete(socket));
+      joined.push(members);
       return;
     }
     if (text.startsWith("r:")) {
