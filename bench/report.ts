@@ -120,7 +120,7 @@ ${parts.join("\n")}
 `;
 }
 
-export function renderDoc(summary: Summary, table: string): string {
+export function renderDoc(summary: Summary, table: string, analysis: string): string {
   const p = summary.params;
   return `# Benchmarks
 
@@ -163,5 +163,6 @@ apt-get install -y redis-server      # the cluster setups need it
 npm run bench -- --quick             # under 3 minutes; prints the table, writes bench/results/latest.json
 npm run bench -- --publish           # the full run; rewrites this page and the chart
 \`\`\`
-`;
+
+${analysis}`;
 }

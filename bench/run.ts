@@ -4,11 +4,11 @@
  * the chart; --publish also rewrites docs/benchmarks.md.
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import type { Command } from "./load.js";
 import { median, percentile, rssBytes, totalCpu } from "./proc.js";
-import { renderChart, renderDoc, renderTable, type Summary } from "./report.js";
+import { renderChart, renderDoc, renderTable, type SetupSummary, type Summary } from "./report.js";
 import { startSetup, type RunningSetup, type SetupName } from "./setups.js";
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
@@ -88,14 +88,8 @@ async function drain(workers: Worker[], expected: number, ms = 30_000): Promise<
   }
 }
 
-interface Throughput {
-  deliveredPerSec: number;
-  cpuUsPerMsg: number;
-  deliveryRatio: number;
-  p50: number;
-  p99: number;
-  remoteP99: number;
-}
+/** One run's figures for one setup; the summary holds their medians. */
+type Throughput = Omit<SetupSummary, "name" | "rssPerConn" | "runs">;
 
 async function measureThroughput(name: SetupName): Promise<Throughput> {
   const setup = await startSetup(name);
@@ -111,10 +105,12 @@ async function measureThroughput(name: SetupName): Promise<Throughput> {
     await drain(workers, warm.sent * everyone);
 
     await Promise.all(workers.map((w) => w.ask({ cmd: "reset", record: false }, "reset")));
+    // --phase=steady skips saturation, so a CPU profile (BENCH_CPU_PROF) shows the steady rate alone.
+    const saturateMs = arg("phase") === "steady" ? 0 : P.saturateMs;
     const cpu0 = totalCpu(setup.pids);
     const t0 = performance.now();
     const { sent } = await publisher.ask<{ sent: number }>(
-      { cmd: "saturate", durationMs: P.saturateMs, window: P.window },
+      { cmd: "saturate", durationMs: saturateMs, window: P.window },
       "sent",
     );
     const got = await drain(workers, sent * everyone);
@@ -207,12 +203,20 @@ async function main() {
   mkdirSync(`${ROOT}bench/results`, { recursive: true });
   writeFileSync(`${ROOT}bench/results/latest.json`, JSON.stringify(summary, null, 2) + "\n");
   writeFileSync(`${ROOT}bench/results/latest.svg`, renderChart(summary));
-  if (publish) {
-    mkdirSync(`${ROOT}docs`, { recursive: true });
-    writeFileSync(`${ROOT}docs/benchmark-chart.svg`, renderChart(summary));
-    writeFileSync(`${ROOT}docs/benchmarks.md`, renderDoc(summary, table));
-    console.log("wrote docs/benchmarks.md and docs/benchmark-chart.svg");
-  }
+  if (publish) publishDocs(summary);
 }
 
-await main();
+function publishDocs(summary: Summary): void {
+  mkdirSync(`${ROOT}docs`, { recursive: true });
+  const analysis = readFileSync(`${ROOT}bench/analysis.md`, "utf8");
+  writeFileSync(`${ROOT}docs/benchmark-chart.svg`, renderChart(summary));
+  writeFileSync(`${ROOT}docs/benchmarks.md`, renderDoc(summary, renderTable(summary), analysis));
+  console.log("wrote docs/benchmarks.md and docs/benchmark-chart.svg");
+}
+
+// --render rewrites the published page from bench/results/latest.json without measuring again.
+if (process.argv.includes("--render")) {
+  publishDocs(JSON.parse(readFileSync(`${ROOT}bench/results/latest.json`, "utf8")) as Summary);
+} else {
+  await main();
+}

@@ -1,6 +1,6 @@
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { freePort } from "../scripts/cluster/processes.js";
+import { freePort, startRedisServer } from "../scripts/cluster/redis-server.js";
 import type { Mode } from "./load.js";
 
 export type SetupName = "raw-ws" | "single" | "cluster-2" | "cluster-3";
@@ -17,6 +17,8 @@ export interface RunningSetup {
 }
 
 const ROOT = new URL("../", import.meta.url).pathname;
+// BENCH_CPU_PROF=<dir>: every server process writes a V8 CPU profile there when it exits.
+const PROFILE_ARGS = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
 
 function stopAll(children: ChildProcess[]): Promise<void> {
   return Promise.all(
@@ -46,7 +48,7 @@ async function waitFor(check: () => Promise<boolean>, what: string, ms = 20_000)
 async function startRawWs(): Promise<RunningSetup> {
   const port = await freePort();
   const child = fork(`${ROOT}bench/servers/raw-ws.ts`, [], {
-    execArgv: ["--import", "tsx"],
+    execArgv: [...PROFILE_ARGS, "--import", "tsx"],
     env: { ...process.env, PORT: String(port) },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
@@ -69,23 +71,16 @@ async function startOurs(replicas: number): Promise<RunningSetup> {
   const env: Record<string, string> = { LOG_LEVEL: "info" };
   try {
     if (replicas > 1) {
-      const redisPort = await freePort();
-      const redis = spawn(
-        "redis-server",
-        ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        {
-          stdio: "ignore",
-        },
-      );
-      children.push(redis);
-      pids.push(redis.pid as number);
-      env.REDIS_URL = `redis://127.0.0.1:${redisPort}`;
+      const redis = await startRedisServer();
+      children.push(redis.child);
+      pids.push(redis.child.pid as number);
+      env.REDIS_URL = redis.url;
       env.REDIS_KEY_PREFIX = `bench-${randomUUID()}:`;
     }
     const urls: string[] = [];
     for (let i = 0; i < replicas; i++) {
       const port = await freePort();
-      const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      const child = spawn(process.execPath, [...PROFILE_ARGS, "--import", "tsx", "src/main.ts"], {
         cwd: ROOT,
         stdio: ["ignore", "ignore", "inherit"],
         env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", REPLICA_ID: `bench-${i + 1}` },

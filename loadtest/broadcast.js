@@ -6,7 +6,7 @@
  *   k6 run -e BASE_URL=http://localhost:5000 loadtest/broadcast.js
  */
 import { Counter, Rate, Trend } from "k6/metrics";
-import { envInt, parseLoad, runSession } from "./lib/k6-session.js";
+import { DeliveryTally, envInt, runSession, sendFor } from "./lib/k6-session.js";
 
 const VUS = envInt("VUS", 500, 20_000);
 const SENDERS = Math.min(envInt("SENDERS", 5, 100), VUS);
@@ -33,47 +33,31 @@ export const options = {
 };
 
 export default function () {
-  const isSender = __VU <= SENDERS;
-  let mySent = 0;
-  let myReceived = 0;
-  let expectedFromSenders = 0;
-  let reports = 0;
+  const tally = new DeliveryTally(latency, received, delivery);
 
   runSession({
     onError: () => errors.add(1),
     onEvent(event, args) {
       if (event === "error") errors.add(1);
-      if (event !== "broadcast-message") return;
-      const load = parseLoad(/** @type {{ message?: unknown }} */ (args[0])?.message);
-      if (!load) return;
-      if (load.done) {
-        expectedFromSenders += load.sent ?? 0;
-        reports++;
-        return;
-      }
-      myReceived++;
-      received.add(1);
-      if (typeof load.t === "number") latency.add(Date.now() - load.t);
+      if (event === "broadcast-message") tally.see(/** @type {{ message?: unknown }} */ (args[0])?.message);
     },
     onConnected(session, socket) {
       socket.setTimeout(() => {
-        if (isSender) {
-          const stopAt = Date.now() + DURATION_S * 1000;
-          socket.setInterval(() => {
-            if (Date.now() >= stopAt) return;
-            session.emit("broadcast", [JSON.stringify({ t: Date.now(), vu: __VU })]);
-            mySent++;
-            sent.add(1);
-            expected.add(VUS);
-          }, 1000 / RATE);
-          socket.setTimeout(() => {
-            session.emit("broadcast", [JSON.stringify({ done: true, sent: mySent })]);
-          }, DURATION_S * 1000);
+        if (__VU <= SENDERS) {
+          sendFor(socket, {
+            rate: RATE,
+            durationS: DURATION_S,
+            send() {
+              session.emit("broadcast", [JSON.stringify({ t: Date.now(), vu: __VU })]);
+              sent.add(1);
+              expected.add(VUS);
+            },
+            report: (count) => session.emit("broadcast", [JSON.stringify({ done: true, sent: count })]),
+          });
         }
         socket.setTimeout(
           () => {
-            const want = expectedFromSenders + (SENDERS - reports) * RATE * DURATION_S;
-            for (let i = 0; i < want; i++) delivery.add(i < myReceived);
+            tally.finish(SENDERS, RATE * DURATION_S);
             socket.close();
           },
           DURATION_S * 1000 + 5000,

@@ -6,7 +6,7 @@
  *   k6 run -e BASE_URL=http://localhost:5000 loadtest/room-chat.js
  */
 import { Counter, Rate, Trend } from "k6/metrics";
-import { envInt, parseLoad, runSession } from "./lib/k6-session.js";
+import { DeliveryTally, envInt, runSession, sendFor } from "./lib/k6-session.js";
 
 const ROOM_SIZE = envInt("ROOM_SIZE", 50, 1000);
 const ROOMS = envInt("ROOMS", 2, 100);
@@ -39,49 +39,33 @@ export const options = {
 
 export default function () {
   const room = `chat-${Math.floor((__VU - 1) / ROOM_SIZE)}`;
-  let mySent = 0;
-  let myReceived = 0;
-  let expectedFromPeers = 0;
-  let reports = 0;
+  const tally = new DeliveryTally(latency, received, delivery);
+  const say = (/** @type {import("./lib/socketio.js").SocketIoSession} */ session, /** @type {object} */ body) =>
+    session.emit("room-message", [{ room, message: JSON.stringify(body) }]);
 
   runSession({
     onError: () => errors.add(1),
     onEvent(event, args) {
       if (event === "error") errors.add(1);
-      if (event !== "room-message-received") return;
-      const load = parseLoad(/** @type {{ message?: unknown }} */ (args[0])?.message);
-      if (!load) return;
-      if (load.done) {
-        // Each member reports how many it sent: that is what this member should have received from it.
-        expectedFromPeers += load.sent ?? 0;
-        reports++;
-        return;
-      }
-      myReceived++;
-      received.add(1);
-      if (typeof load.t === "number") latency.add(Date.now() - load.t);
+      if (event === "room-message-received") tally.see(/** @type {{ message?: unknown }} */ (args[0])?.message);
     },
     onConnected(session, socket) {
       session.emit("join-room", [room], () => {
         // Let every member join before anyone speaks.
         socket.setTimeout(() => {
-          const stopAt = Date.now() + DURATION_S * 1000;
-          socket.setInterval(() => {
-            if (Date.now() >= stopAt) return;
-            session.emit("room-message", [{ room, message: JSON.stringify({ t: Date.now(), vu: __VU }) }]);
-            mySent++;
-            sent.add(1);
-            expected.add(ROOM_SIZE);
-          }, 1000 / RATE);
-          socket.setTimeout(() => {
-            session.emit("room-message", [{ room, message: JSON.stringify({ done: true, sent: mySent }) }]);
-          }, DURATION_S * 1000);
+          sendFor(socket, {
+            rate: RATE,
+            durationS: DURATION_S,
+            send() {
+              say(session, { t: Date.now(), vu: __VU });
+              sent.add(1);
+              expected.add(ROOM_SIZE);
+            },
+            report: (count) => say(session, { done: true, sent: count }),
+          });
           socket.setTimeout(
             () => {
-              // Missing reports count as missing messages at the sender's rate.
-              const missing = (ROOM_SIZE - reports) * RATE * DURATION_S;
-              const want = expectedFromPeers + missing;
-              for (let i = 0; i < want; i++) delivery.add(i < myReceived);
+              tally.finish(ROOM_SIZE, RATE * DURATION_S);
               socket.close();
             },
             DURATION_S * 1000 + 5000,

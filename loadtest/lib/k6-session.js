@@ -45,3 +45,59 @@ export function parseLoad(/** @type {unknown} */ message) {
     return undefined;
   }
 }
+
+/**
+ * What one receiver saw. Senders report how many messages they sent when they stop (a `done` message);
+ * the receiver then knows exactly how many it should have received, and `finish` records each expected
+ * message as delivered or not in the `delivery` Rate.
+ */
+export class DeliveryTally {
+  /**
+   * @param {{ add(value: number): void }} latency
+   * @param {{ add(value: number): void }} received
+   * @param {{ add(value: boolean): void }} delivery
+   */
+  constructor(latency, received, delivery) {
+    this.metrics = { latency, received, delivery };
+    this.received = 0;
+    this.expected = 0;
+    this.reports = 0;
+  }
+
+  /** Counts one load message (or a sender's report) carried as the text `message`. */
+  see(/** @type {unknown} */ message) {
+    const load = parseLoad(message);
+    if (!load) return;
+    if (load.done) {
+      this.expected += load.sent ?? 0;
+      this.reports++;
+      return;
+    }
+    this.received++;
+    this.metrics.received.add(1);
+    if (typeof load.t === "number") this.metrics.latency.add(Date.now() - load.t);
+  }
+
+  /** Senders that never reported count as `perMissingSender` lost messages each. */
+  finish(/** @type {number} */ senders, /** @type {number} */ perMissingSender) {
+    const want = this.expected + Math.max(0, senders - this.reports) * perMissingSender;
+    for (let i = 0; i < want; i++) this.metrics.delivery.add(i < this.received);
+  }
+}
+
+/**
+ * Calls `send` RATE times a second for `durationS` seconds on a k6 socket, then `report` once with the
+ * number sent.
+ * @param {import("k6/ws").Socket} socket
+ * @param {{ rate: number, durationS: number, send: () => void, report: (sent: number) => void }} plan
+ */
+export function sendFor(socket, plan) {
+  let sent = 0;
+  const stopAt = Date.now() + plan.durationS * 1000;
+  socket.setInterval(() => {
+    if (Date.now() >= stopAt) return;
+    plan.send();
+    sent++;
+  }, 1000 / plan.rate);
+  socket.setTimeout(() => plan.report(sent), plan.durationS * 1000);
+}

@@ -1,9 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { renderNginxConf, staticUpstream } from "./nginx.js";
+import { freePort, startRedisServer } from "./redis-server.js";
+
+export { freePort };
 
 export interface ProcessClusterOptions {
   /** nginx port; replicas listen on port+1 … port+replicas unless replicaPorts is given. */
@@ -35,17 +37,6 @@ function findBinary(name: string, candidates: string[]): string {
   throw new Error(
     `${name} not found: install it (Debian: apt-get install -y ${name === "nginx" ? "nginx-light" : name})`,
   );
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function waitForExit(child: ChildProcess, ms: number): Promise<void> {
@@ -99,14 +90,9 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
   };
 
   try {
-    const redisPort = await freePort();
-    const redis = track(
-      spawn(redisBin, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-        stdio,
-      }),
-    );
-    const redisUrl = `redis://127.0.0.1:${redisPort}`;
-    await waitForRedis(redisPort, redis);
+    const redis = await startRedisServer(stdio, redisBin);
+    track(redis.child);
+    const redisUrl = redis.url;
 
     const replicaPorts = opts.replicaPorts ?? Array.from({ length: opts.replicas }, (_, i) => opts.port + i + 1);
     const replicaIds = replicaPorts.map((_, i) => `replica-${i + 1}`);
@@ -160,25 +146,5 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
   } catch (err) {
     await stop();
     throw err;
-  }
-}
-
-async function waitForRedis(port: number, child: ChildProcess): Promise<void> {
-  const { Redis } = await import("ioredis");
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`);
-    const client = new Redis(port, "127.0.0.1", { lazyConnect: true, retryStrategy: () => null });
-    client.on("error", () => undefined);
-    try {
-      await client.connect();
-      await client.ping();
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`redis-server not answering on ${port}`);
-      await new Promise((r) => setTimeout(r, 50));
-    } finally {
-      client.disconnect();
-    }
   }
 }
