@@ -209,14 +209,15 @@ async function main() {
 function publishDocs(summary: Summary): void {
   mkdirSync(`${ROOT}docs`, { recursive: true });
   const analysis = readFileSync(`${ROOT}bench/analysis.md`, "utf8");
+  writeFileSync(`${ROOT}docs/benchmark-results.json`, JSON.stringify(summary, null, 2) + "\n");
   writeFileSync(`${ROOT}docs/benchmark-chart.svg`, renderChart(summary));
   writeFileSync(`${ROOT}docs/benchmarks.md`, renderDoc(summary, renderTable(summary), analysis));
-  console.log("wrote docs/benchmarks.md and docs/benchmark-chart.svg");
+  console.log("wrote docs/benchmarks.md, docs/benchmark-chart.svg and docs/benchmark-results.json");
 }
 
-// --render rewrites the published page from bench/results/latest.json without measuring again.
+// --render rewrites the published page from docs/benchmark-results.json without measuring again.
 if (process.argv.includes("--render")) {
-  publishDocs(JSON.parse(readFileSync(`${ROOT}bench/results/latest.json`, "utf8")) as Summary);
+  publishDocs(JSON.parse(readFileSync(`${ROOT}docs/benchmark-results.json`, "utf8")) as Summary);
 } else {
   await main();
 }
