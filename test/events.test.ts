@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { AckResult } from "../src/contract.js";
-import { cleanupAll, connect, next, record, startServer } from "./support/server.js";
+import { cleanupAll, connect, eventually, next, record, startServer } from "./support/server.js";
 
 afterEach(cleanupAll);
 
@@ -144,4 +144,30 @@ it("keeps a client that joins a room named like another socket's id out of that 
   expect(await spy.emitWithAck("join-room", victim.id as string)).toEqual({ ok: true, room: victim.id });
   const inPrivateRoom = await app.io.in(victim.id as string).fetchSockets();
   expect(inPrivateRoom.map((s) => s.id)).toEqual([victim.id]);
+});
+
+it("delivers a burst of broadcasts sent in one tick completely and in order (coalesced writes)", async () => {
+  const { url, app } = await startServer();
+  const [a, b] = await Promise.all([connect(url), connect(url)]);
+  const seen = [record(a, "broadcast-message"), record(b, "broadcast-message")];
+  // Server-side emits in one tick queue several packets per socket; each queued batch must leave in one
+  // corked writev, not one write (or writev of header + payload) per packet.
+  const writes: number[] = [];
+  for (const socket of app.io.of("/").sockets.values()) {
+    type Tcp = { _writev(...args: unknown[]): unknown; _write(...args: unknown[]): unknown };
+    const tcp = (socket.conn.transport as unknown as { socket: { _socket: Tcp } }).socket._socket;
+    const index = writes.push(0) - 1;
+    for (const method of ["_writev", "_write"] as const) {
+      const original = tcp[method].bind(tcp);
+      tcp[method] = (...args: unknown[]) => {
+        writes[index] = (writes[index] ?? 0) + 1;
+        return original(...args);
+      };
+    }
+  }
+  for (let i = 0; i < 300; i++) app.io.emit("broadcast-message", { from: "server", message: `m${i}` });
+  const expected = Array.from({ length: 300 }, (_, i) => `m${i}`);
+  await eventually(() => seen.every((s) => s.length === 300), 5000, "all 300 broadcasts");
+  for (const got of seen) expect(got.map((m) => m.message)).toEqual(expected);
+  for (const count of writes) expect(count).toBeLessThan(30);
 });
