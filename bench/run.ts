@@ -19,11 +19,11 @@ const P = {
   clients: 1000,
   loadProcesses: 2,
   window: 32,
-  saturateMs: quick ? 2000 : 4000,
+  saturateMs: quick ? 1500 : 4000,
   rooms: 20,
   steadyRate: 100,
-  steadyMs: quick ? 2000 : 4000,
-  idleConnections: quick ? 4000 : 10_000,
+  steadyMs: quick ? 1500 : 4000,
+  idleConnections: quick ? 3000 : 10_000,
   idleProcesses: quick ? 2 : 4,
 };
 const ALL_SETUPS: SetupName[] = ["raw-ws", "single", "cluster-2", "cluster-3"];

@@ -79,19 +79,27 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
   const dir = mkdtempSync(join(tmpdir(), "rt-cluster-"));
   const children: ChildProcess[] = [];
   const replicas: ChildProcess[] = [];
-  const track = (child: ChildProcess) => {
+  let stopping = false;
+  const expectedExits = new Set<ChildProcess>();
+  const track = (child: ChildProcess, name = child.spawnfile) => {
     children.push(child);
+    // A child that dies on its own is worth a line: the cluster keeps running without it.
+    child.once("exit", (code, signal) => {
+      if (!stopping && !expectedExits.has(child))
+        process.stderr.write(`cluster: ${name} (pid ${child.pid}) exited (${signal ?? `code ${code}`})\n`);
+    });
     return child;
   };
 
   const stop = async () => {
+    stopping = true;
     await Promise.all([...children].reverse().map((c) => (c.kill("SIGTERM"), waitForExit(c, 10_000))));
     rmSync(dir, { recursive: true, force: true });
   };
 
   try {
     const redis = await startRedisServer(stdio, redisBin);
-    track(redis.child);
+    track(redis.child, "redis-server");
     const redisUrl = redis.url;
 
     const replicaPorts = opts.replicaPorts ?? Array.from({ length: opts.replicas }, (_, i) => opts.port + i + 1);
@@ -112,6 +120,7 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
               LOG_LEVEL: opts.logLevel ?? process.env.LOG_LEVEL ?? "info",
             },
           }),
+          replicaIds[i],
         );
         replicas[i] = child;
         await waitForHttp(`http://127.0.0.1:${port}/readyz`, `replica ${port}`, child);
@@ -126,6 +135,7 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
         ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr", "-g", `daemon off; pid ${join(dir, "nginx.pid")};`],
         { stdio },
       ),
+      "nginx",
     );
     const url = `http://127.0.0.1:${opts.port}`;
     await waitForHttp(`${url}/healthz`, "nginx", nginx);
@@ -138,6 +148,7 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
       async stopReplica(index) {
         const child = replicas[index];
         if (!child) throw new Error(`no replica ${index}`);
+        expectedExits.add(child);
         child.kill("SIGTERM");
         await waitForExit(child, 10_000);
       },

@@ -1,0 +1,38 @@
+import { spawn } from "node:child_process";
+import { connect as tcpConnect } from "node:net";
+import { describe, expect, it } from "vitest";
+import { freePort } from "./support/redis.js";
+import { eventually } from "./support/server.js";
+
+const accepts = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = tcpConnect(port, "127.0.0.1");
+    socket.once("connect", () => (socket.destroy(), resolve(true)));
+    socket.once("error", () => resolve(false));
+  });
+
+describe("npm run cluster", () => {
+  it("prints one ready line, serves through nginx, and on SIGTERM stops every child", async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, ["--import", "tsx", "scripts/cluster.ts"], {
+      env: { ...process.env, PORT: String(port), CLUSTER_REPLICAS: "2", LOG_LEVEL: "warn" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    await eventually(() => out.includes("cluster ready"), 30_000, `cluster ready line (output: ${out})`);
+    expect(out).toContain(`cluster ready at http://127.0.0.1:${port} (replicas: ${port + 1}, ${port + 2})`);
+
+    const ports = [port, port + 1, port + 2];
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    expect(await res.text()).toBe("Hello server is working");
+    expect(["replica-1", "replica-2"]).toContain(res.headers.get("x-replica-id"));
+    for (const p of ports) expect(await accepts(p)).toBe(true);
+
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    for (const p of ports) expect(await accepts(p)).toBe(false);
+  }, 60_000);
+});
