@@ -11,9 +11,18 @@ const accepts = (port: number) =>
     socket.once("error", () => resolve(false));
   });
 
+// The runner takes PORT, PORT+1 and PORT+2: find a base whose neighbours are free too.
+async function freeRun(length: number): Promise<number> {
+  for (;;) {
+    const base = await freePort();
+    const free = await Promise.all(Array.from({ length }, (_, i) => accepts(base + i).then((used) => !used)));
+    if (free.every(Boolean) && base + length < 65_536) return base;
+  }
+}
+
 describe("npm run cluster", () => {
   it("prints one ready line, serves through nginx, and on SIGTERM stops every child", async () => {
-    const port = await freePort();
+    const port = await freeRun(3);
     const child = spawn(process.execPath, ["--import", "tsx", "scripts/cluster.ts"], {
       env: { ...process.env, PORT: String(port), CLUSTER_REPLICAS: "2", LOG_LEVEL: "warn" },
       stdio: ["ignore", "pipe", "pipe"],
@@ -21,8 +30,11 @@ describe("npm run cluster", () => {
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    let exitCode: number | null | undefined;
     const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-    await eventually(() => out.includes("cluster ready"), 30_000, `cluster ready line (output: ${out})`);
+    void exited.then((code) => (exitCode = code));
+    await eventually(() => out.includes("cluster ready") || exitCode !== undefined, 60_000, "cluster ready line");
+    expect(exitCode, `runner exited early:\n${out}`).toBeUndefined();
     expect(out).toContain(`cluster ready at http://127.0.0.1:${port} (replicas: ${port + 1}, ${port + 2})`);
 
     const ports = [port, port + 1, port + 2];
@@ -34,5 +46,5 @@ describe("npm run cluster", () => {
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
     for (const p of ports) expect(await accepts(p)).toBe(false);
-  }, 60_000);
+  }, 90_000);
 });
