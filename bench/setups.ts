@@ -1,5 +1,6 @@
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { waitForExit, waitForHttp } from "../scripts/cluster/processes.js";
 import { freePort, startRedisServer } from "../scripts/cluster/redis-server.js";
 import type { Mode } from "./load.js";
 
@@ -20,30 +21,8 @@ const ROOT = new URL("../", import.meta.url).pathname;
 // BENCH_CPU_PROF=<dir>: every server process writes a V8 CPU profile there when it exits.
 const PROFILE_ARGS = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
 
-function stopAll(children: ChildProcess[]): Promise<void> {
-  return Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null) return resolve();
-          const timer = setTimeout(() => c.kill("SIGKILL"), 10_000);
-          c.once("exit", () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          c.kill("SIGTERM");
-        }),
-    ),
-  ).then(() => undefined);
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`${what} not ready within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const stopAll = (children: ChildProcess[]): Promise<void> =>
+  Promise.all(children.map((c) => (c.kill("SIGTERM"), waitForExit(c, 10_000)))).then(() => undefined);
 
 async function startRawWs(): Promise<RunningSetup> {
   const port = await freePort();
@@ -78,6 +57,7 @@ async function startOurs(replicas: number): Promise<RunningSetup> {
       env.REDIS_KEY_PREFIX = `bench-${randomUUID()}:`;
     }
     const urls: string[] = [];
+    const replicaChildren: ChildProcess[] = [];
     for (let i = 0; i < replicas; i++) {
       const port = await freePort();
       const child = spawn(process.execPath, [...PROFILE_ARGS, "--import", "tsx", "src/main.ts"], {
@@ -86,10 +66,11 @@ async function startOurs(replicas: number): Promise<RunningSetup> {
         env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", REPLICA_ID: `bench-${i + 1}` },
       });
       children.push(child);
+      replicaChildren.push(child);
       pids.push(child.pid as number);
       urls.push(`http://127.0.0.1:${port}`);
     }
-    for (const url of urls) await waitFor(async () => (await fetch(`${url}/readyz`)).ok, url);
+    await Promise.all(urls.map((url, i) => waitForHttp(`${url}/readyz`, url, replicaChildren[i] as ChildProcess)));
     return {
       mode: "sio",
       urls,

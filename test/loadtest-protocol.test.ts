@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { decode, encodeEvent, SocketIoSession, socketIoUrl } from "../loadtest/lib/socketio.js";
-import { cleanupAll, connect, next, onCleanup, startServer } from "./support/server.js";
+import { cleanupAll, connect, eventually, next, onCleanup, startServer } from "./support/server.js";
 
 afterEach(cleanupAll);
 
@@ -33,14 +33,6 @@ function drive(baseUrl: string): Driven {
   return { session, frames, events, connected, ws };
 }
 
-const until = async (check: () => boolean, what: string) => {
-  const deadline = Date.now() + 3000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
-
 describe("k6 Socket.IO protocol module against the real server", () => {
   it("builds the websocket URL from an http base URL", () => {
     expect(socketIoUrl("http://localhost:5000/")).toBe("ws://localhost:5000/socket.io/?EIO=4&transport=websocket");
@@ -62,14 +54,14 @@ describe("k6 Socket.IO protocol module against the real server", () => {
     await driven.connected;
     const acks: unknown[][] = [];
     driven.session.emit("join-room", ["k6-room"], (args) => acks.push(args));
-    await until(() => acks.length === 1, "join ack");
+    await eventually(() => acks.length === 1, 3000, "join ack");
     expect(acks[0]).toEqual([{ ok: true, room: "k6-room" }]);
     expect(driven.events).toContainEqual({ event: "room-joined", args: ["k6-room"] });
 
     const peer = await connect(url);
     await peer.emitWithAck("join-room", "k6-room");
     await peer.emitWithAck("room-message", { room: "k6-room", message: "from peer" });
-    await until(() => driven.events.some((e) => e.event === "room-message-received"), "room message");
+    await eventually(() => driven.events.some((e) => e.event === "room-message-received"), 3000, "room message");
     expect(driven.events.find((e) => e.event === "room-message-received")?.args).toEqual([
       { from: peer.id, room: "k6-room", message: "from peer" },
     ]);
@@ -87,7 +79,7 @@ describe("k6 Socket.IO protocol module against the real server", () => {
     driven.session.emit("get-time", [], (args) => replies.set("time", args));
     driven.session.emit("room-message", [{ room: "nope", message: "x" }], (args) => replies.set("bad", args));
     driven.session.emit("server-info", [], (args) => replies.set("info", args));
-    await until(() => replies.size === 3, "three acks");
+    await eventually(() => replies.size === 3, 3000, "three acks");
     expect(replies.get("time")).toEqual([{ ok: true, time: expect.any(String) }]);
     expect(replies.get("bad")).toEqual([
       { ok: false, error: { code: "NOT_A_MEMBER", message: 'not a member of room "nope"' } },
@@ -106,17 +98,17 @@ describe("k6 Socket.IO protocol module against the real server", () => {
     expect(driven.ws.readyState).toBe(WebSocket.OPEN);
     const acks: unknown[][] = [];
     driven.session.emit("echo", ["alive"], (args) => acks.push(args));
-    await until(() => acks.length === 1, "echo ack after pings");
+    await eventually(() => acks.length === 1, 3000, "echo ack after pings");
   });
 
   it("closes the session cleanly", async () => {
     const { url, app } = await startServer();
     const driven = drive(url);
     await driven.connected;
-    await until(() => app.io.of("/").sockets.size === 1, "server sees the socket");
+    await eventually(() => app.io.of("/").sockets.size === 1, 3000, "server sees the socket");
     driven.session.close();
-    await until(() => app.io.of("/").sockets.size === 0, "server drops the socket");
+    await eventually(() => app.io.of("/").sockets.size === 0, 3000, "server drops the socket");
     driven.ws.close();
-    await until(() => app.io.engine.clientsCount === 0, "server drops the connection");
+    await eventually(() => app.io.engine.clientsCount === 0, 3000, "server drops the connection");
   });
 });

@@ -39,7 +39,8 @@ function findBinary(name: string, candidates: string[]): string {
   );
 }
 
-function waitForExit(child: ChildProcess, ms: number): Promise<void> {
+/** Resolves when `child` has exited, killing it after `ms`. */
+export function waitForExit(child: ChildProcess, ms: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
@@ -53,7 +54,8 @@ function waitForExit(child: ChildProcess, ms: number): Promise<void> {
   });
 }
 
-async function waitForHttp(url: string, what: string, child: ChildProcess, ms = 20_000): Promise<void> {
+/** Polls `url` until it answers 200; fails when `child` exits first or after `ms`. */
+export async function waitForHttp(url: string, what: string, child: ChildProcess, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode} while starting`);
