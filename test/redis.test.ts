@@ -72,6 +72,38 @@ describe("two replicas through a real Redis", () => {
     expect(reply.ok && [...reply.members].sort()).toEqual([a.id, b.id].sort());
   });
 
+  it("recovers from a Redis restart: not ready while it is down, then delivers across replicas again", async () => {
+    const own = await startRedis();
+    const env = { REDIS_URL: own.url, REDIS_KEY_PREFIX: `t-${randomUUID()}:` };
+    const one = await startServer({ ...env, REPLICA_ID: "one" });
+    const two = await startServer({ ...env, REPLICA_ID: "two" });
+    await eventually(() => one.app.isReady() && two.app.isReady(), 5000, "redis ready");
+    const sender = await connect(one.url);
+    const remote = await connect(two.url);
+
+    await own.stop();
+    await eventually(() => !one.app.isReady() && !two.app.isReady(), 5000, "not ready without redis");
+    expect((await fetch(`${two.url}/readyz`)).status).toBe(503);
+    // Clients stay connected to their replica while Redis is away; posts answer 503, not 500.
+    expect(sender.connected && remote.connected).toBe(true);
+    const down = await fetch(`${one.url}/api/posts`);
+    expect(down.status).toBe(503);
+    expect(await down.json()).toEqual({
+      error: { code: "STORE_UNAVAILABLE", message: "posts are unavailable, try again shortly" },
+    });
+
+    const restarted = await startRedis(own.port);
+    try {
+      await eventually(() => one.app.isReady() && two.app.isReady(), 10_000, "ready again");
+      // Subscriptions are renewed on reconnect: a broadcast crosses replicas again.
+      const got = next(remote, "broadcast-message", 5000);
+      sender.emit("broadcast", "after restart");
+      expect(await got).toEqual({ from: sender.id, message: "after restart" });
+    } finally {
+      await restarted.stop();
+    }
+  });
+
   it("reports not ready while Redis is unreachable", async () => {
     const server = await startServer({ REDIS_URL: "redis://127.0.0.1:1", REPLICA_ID: "lonely" });
     const res = await fetch(`${server.url}/readyz`);

@@ -21,8 +21,12 @@ export interface RedisServer {
 }
 
 /** A real redis-server on a free loopback port, without persistence; fails loudly when it is not installed. */
-export async function startRedisServer(stdio: StdioOptions = "ignore", bin = "redis-server"): Promise<RedisServer> {
-  const port = await freePort();
+export async function startRedisServer(
+  stdio: StdioOptions = "ignore",
+  bin = "redis-server",
+  fixedPort?: number,
+): Promise<RedisServer> {
+  const port = fixedPort ?? (await freePort());
   const child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
     stdio,
   });

@@ -2,7 +2,7 @@ import cors from "cors";
 import express, { type ErrorRequestHandler, type Express } from "express";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
-import type { PostStore } from "../posts/store.js";
+import { StoreUnavailableError, type PostStore } from "../posts/store.js";
 import { describeIssue, newPost } from "../schemas.js";
 import type { TypedServer } from "../events/handler.js";
 
@@ -75,6 +75,11 @@ export function createHttpApp({ config, log, posts, io, isReady }: HttpDeps): Ex
     res,
     _next,
   ) => {
+    if (err instanceof StoreUnavailableError) {
+      log.warn({ err: err.message }, "request failed: post store unavailable");
+      res.status(503).json(httpError(503, "STORE_UNAVAILABLE", "posts are unavailable, try again shortly").body);
+      return;
+    }
     const status = typeof err.status === "number" && err.status >= 400 && err.status < 500 ? err.status : 500;
     if (status === 500) log.error({ err }, "request failed");
     const code =
@@ -86,8 +91,7 @@ export function createHttpApp({ config, log, posts, io, isReady }: HttpDeps): Ex
             ? "INTERNAL"
             : "BAD_REQUEST";
     const message = status === 500 ? "internal error" : (err.message ?? "bad request");
-    const { body } = httpError(status, code, message);
-    res.status(status).json(body);
+    res.status(status).json(httpError(status, code, message).body);
   };
   app.use(onError);
   return app;

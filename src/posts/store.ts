@@ -26,21 +26,39 @@ export function createMemoryPostStore(limit: number): PostStore {
   };
 }
 
+/** The store cannot answer now (Redis is away): the request may be retried later, on any replica. */
+export class StoreUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`post store unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = "StoreUnavailableError";
+  }
+}
+
+async function orUnavailable<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    throw new StoreUnavailableError(err);
+  }
+}
+
 export function createRedisPostStore(redis: Redis, keyPrefix: string, limit: number): PostStore {
   const key = `${keyPrefix}posts`;
   return {
     async list() {
-      const raw = await redis.lrange(key, 0, limit - 1);
+      const raw = await orUnavailable(redis.lrange(key, 0, limit - 1));
       return raw.map((entry) => JSON.parse(entry) as Post);
     },
     async create(input) {
       const post = makePost(input);
       // Newest first, capped, in one round trip.
-      await redis
-        .multi()
-        .lpush(key, JSON.stringify(post))
-        .ltrim(key, 0, limit - 1)
-        .exec();
+      await orUnavailable(
+        redis
+          .multi()
+          .lpush(key, JSON.stringify(post))
+          .ltrim(key, 0, limit - 1)
+          .exec(),
+      );
       return post;
     },
   };
