@@ -1,6 +1,6 @@
-import { fork, spawn, type ChildProcess } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { waitForExit, waitForHttp } from "../scripts/cluster/processes.js";
+import { spawnReplica, waitForExit, waitForHttp } from "../scripts/cluster/processes.js";
 import { freePort, startRedisServer } from "../scripts/cluster/redis-server.js";
 import type { Mode } from "./load.js";
 
@@ -60,11 +60,12 @@ async function startOurs(replicas: number): Promise<RunningSetup> {
     const replicaChildren: ChildProcess[] = [];
     for (let i = 0; i < replicas; i++) {
       const port = await freePort();
-      const child = spawn(process.execPath, [...PROFILE_ARGS, "--import", "tsx", "src/main.ts"], {
-        cwd: ROOT,
-        stdio: ["ignore", "ignore", "inherit"],
-        env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", REPLICA_ID: `bench-${i + 1}` },
-      });
+      const child = spawnReplica(
+        port,
+        { ...env, REPLICA_ID: `bench-${i + 1}` },
+        ["ignore", "ignore", "inherit"],
+        PROFILE_ARGS,
+      );
       children.push(child);
       replicaChildren.push(child);
       pids.push(child.pid as number);

@@ -1,11 +1,9 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess, type StdioOptions } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { renderNginxConf, staticUpstream } from "./nginx.js";
-import { freePort, startRedisServer } from "./redis-server.js";
-
-export { freePort };
+import { startRedisServer } from "./redis-server.js";
 
 export interface ProcessClusterOptions {
   /** nginx port; replicas listen on port+1 … port+replicas unless replicaPorts is given. */
@@ -37,6 +35,20 @@ function findBinary(name: string, candidates: string[]): string {
   throw new Error(
     `${name} not found: install it (Debian: apt-get install -y ${name === "nginx" ? "nginx-light" : name})`,
   );
+}
+
+/** One replica: `src/main.ts` on loopback `port`, with `env` on top of this process's environment. */
+export function spawnReplica(
+  port: number,
+  env: Record<string, string | undefined>,
+  stdio: StdioOptions,
+  nodeArgs: string[] = [],
+): ChildProcess {
+  return spawn(process.execPath, [...nodeArgs, "--import", "tsx", "src/main.ts"], {
+    cwd: ROOT,
+    stdio,
+    env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1" },
+  });
 }
 
 /** Resolves when `child` has exited, killing it after `ms`. */
@@ -108,22 +120,13 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
     const replicaIds = replicaPorts.map((_, i) => `replica-${i + 1}`);
     await Promise.all(
       replicaPorts.map(async (port, i) => {
-        const child = track(
-          spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-            cwd: ROOT,
-            stdio,
-            env: {
-              ...process.env,
-              ...opts.env,
-              PORT: String(port),
-              HOST: "127.0.0.1",
-              REPLICA_ID: replicaIds[i] as string,
-              REDIS_URL: redisUrl,
-              LOG_LEVEL: opts.logLevel ?? process.env.LOG_LEVEL ?? "info",
-            },
-          }),
-          replicaIds[i],
-        );
+        const env = {
+          ...opts.env,
+          REPLICA_ID: replicaIds[i],
+          REDIS_URL: redisUrl,
+          LOG_LEVEL: opts.logLevel ?? process.env.LOG_LEVEL ?? "info",
+        };
+        const child = track(spawnReplica(port, env, stdio), replicaIds[i]);
         replicas[i] = child;
         await waitForHttp(`http://127.0.0.1:${port}/readyz`, `replica ${port}`, child);
       }),

@@ -52,6 +52,7 @@ export function reject(
 }
 
 const OK: AckResult = { ok: true };
+const success = (result: Result): AckResult => (result === undefined ? OK : { ok: true, ...result });
 
 function fail(app: AppContext, socket: TypedSocket, event: string, err: unknown, ack: AnyAck | undefined): void {
   if (err instanceof EventError) return reject(app, socket, event, err.code, err.message, ack);
@@ -67,7 +68,7 @@ function settleLater(
   ack: AnyAck | undefined,
 ): void {
   result.then(
-    (value) => ack?.(value === undefined ? OK : { ok: true, ...value }),
+    (value) => ack?.(success(value)),
     (err: unknown) => fail(app, socket, event, err, ack),
   );
 }
@@ -105,7 +106,7 @@ export function defineEvent<S extends z.ZodType | null>(
       if (result instanceof Promise) {
         settleLater(app, this, event, result, ack);
       } else if (ack) {
-        ack(result === undefined ? OK : { ok: true, ...result });
+        ack(success(result));
       }
     } catch (err) {
       fail(app, this, event, err, ack);

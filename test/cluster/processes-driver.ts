@@ -1,4 +1,5 @@
-import { freePort, startProcessCluster } from "../../scripts/cluster/processes.js";
+import { startProcessCluster } from "../../scripts/cluster/processes.js";
+import { freePort } from "../../scripts/cluster/redis-server.js";
 import type { ClusterDriver } from "./driver.js";
 
 export const processesDriver: ClusterDriver = {
