@@ -1,7 +1,8 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { spawnReplica, waitForExit, waitForHttp } from "../scripts/cluster/processes.js";
-import { freePort, startRedisServer } from "../scripts/cluster/redis-server.js";
+import { freePort } from "../scripts/cluster/ports.js";
+import { startRedisServer } from "../scripts/cluster/redis-server.js";
 import type { Mode } from "./load.js";
 
 export type SetupName = "raw-ws" | "single" | "cluster-2" | "cluster-3";

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { connect as tcpConnect } from "node:net";
 import { describe, expect, it } from "vitest";
-import { freePort } from "./support/redis.js";
+import { freePortRun } from "./support/redis.js";
 import { eventually } from "./support/server.js";
 
 const accepts = (port: number) =>
@@ -11,18 +11,10 @@ const accepts = (port: number) =>
     socket.once("error", () => resolve(false));
   });
 
-// The runner takes PORT, PORT+1 and PORT+2: find a base whose neighbours are free too.
-async function freeRun(length: number): Promise<number> {
-  for (;;) {
-    const base = await freePort();
-    const free = await Promise.all(Array.from({ length }, (_, i) => accepts(base + i).then((used) => !used)));
-    if (free.every(Boolean) && base + length < 65_536) return base;
-  }
-}
-
 describe("npm run cluster", () => {
   it("prints one ready line, serves through nginx, and on SIGTERM stops every child", async () => {
-    const port = await freeRun(3);
+    // The runner takes PORT, PORT+1 and PORT+2.
+    const port = await freePortRun(3);
     const child = spawn(process.execPath, ["--import", "tsx", "scripts/cluster.ts"], {
       env: { ...process.env, PORT: String(port), CLUSTER_REPLICAS: "2", LOG_LEVEL: "warn" },
       stdio: ["ignore", "pipe", "pipe"],

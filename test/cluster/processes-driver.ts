@@ -1,5 +1,5 @@
 import { startProcessCluster } from "../../scripts/cluster/processes.js";
-import { freePort } from "../../scripts/cluster/redis-server.js";
+import { freePort } from "../../scripts/cluster/ports.js";
 import type { ClusterDriver } from "./driver.js";
 
 export const processesDriver: ClusterDriver = {

@@ -1,0 +1,44 @@
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+
+/**
+ * Ports for the servers a test, the bench or the cluster runner starts.
+ *
+ * Why not `listen(0)`: the kernel picks from the ephemeral range, the same range it draws the local
+ * ports of outgoing connections from. A port found free that way and handed to a child process a
+ * second later is often taken by then, by one of the thousands of client sockets the tests and the
+ * bench open. Ports below the ephemeral range are only ever taken by an explicit bind, so a random
+ * one that binds now stays free.
+ */
+const LOWEST = 10_000;
+
+function ephemeralLow(): number {
+  try {
+    const [low] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/);
+    const value = Number(low);
+    return Number.isInteger(value) && value > LOWEST + 1_000 ? value : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+const canBind = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const srv = createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen({ port, host: "127.0.0.1", exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+
+/** The first of `length` consecutive loopback ports that are all free, below the ephemeral range. */
+export async function freePortRun(length: number): Promise<number> {
+  const high = ephemeralLow() - length;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const base = LOWEST + Math.floor(Math.random() * (high - LOWEST));
+    const free = await Promise.all(Array.from({ length }, (_, i) => canBind(base + i)));
+    if (free.every(Boolean)) return base;
+  }
+  throw new Error(`no run of ${length} free ports between ${LOWEST} and ${high}`);
+}
+
+/** A free loopback port below the ephemeral range. */
+export const freePort = (): Promise<number> => freePortRun(1);
