@@ -12,6 +12,25 @@ export function cpuSeconds(pid: number): number {
   return (utime + stime) / TICKS_PER_SECOND;
 }
 
+export interface ProcessCounters {
+  user: number;
+  sys: number;
+  /** write-family syscalls (write, writev, sendmsg…), from /proc/<pid>/io. */
+  writes: number;
+}
+
+/** CPU seconds split into user and system time, and the number of write syscalls so far. */
+export function processCounters(pid: number): ProcessCounters {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const io = readFileSync(`/proc/${pid}/io`, "utf8");
+  return {
+    user: Number(fields[11]) / TICKS_PER_SECOND,
+    sys: Number(fields[12]) / TICKS_PER_SECOND,
+    writes: Number(/syscw:\s+(\d+)/.exec(io)?.[1] ?? NaN),
+  };
+}
+
 export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const match = /VmRSS:\s+(\d+) kB/.exec(status);

@@ -7,13 +7,14 @@ import { fork, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import type { Command } from "./load.js";
-import { median, percentile, rssBytes, totalCpu } from "./proc.js";
+import { median, percentile, processCounters, rssBytes, totalCpu, type ProcessCounters } from "./proc.js";
 import { renderChart, renderDoc, renderTable, type SetupSummary, type Summary } from "./report.js";
 import { startSetup, type RunningSetup, type SetupName } from "./setups.js";
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
 const quick = process.argv.includes("--quick");
 const publish = process.argv.includes("--publish");
+const verbose = process.argv.includes("--verbose");
 const P = {
   runs: Number(arg("runs") ?? 3),
   clients: 1000,
@@ -88,6 +89,19 @@ async function drain(workers: Worker[], expected: number, ms = 30_000): Promise<
   }
 }
 
+/** --verbose: where each server process spent the saturation phase, per delivered message. */
+function printProcessCounters(name: string, pids: number[], before: ProcessCounters[], delivered: number) {
+  pids.forEach((pid, i) => {
+    const now = processCounters(pid);
+    const then = before[i] as ProcessCounters;
+    const per = (v: number) => ((v * 1e6) / delivered).toFixed(2);
+    console.log(
+      `  ${name} pid ${pid}: user ${per(now.user - then.user)} µs, sys ${per(now.sys - then.sys)} µs, ` +
+        `${((now.writes - then.writes) / delivered).toFixed(3)} writes per delivered message`,
+    );
+  });
+}
+
 /** One run's figures for one setup; the summary holds their medians. */
 type Throughput = Omit<SetupSummary, "name" | "rssPerConn" | "runs">;
 
@@ -108,6 +122,7 @@ async function measureThroughput(name: SetupName): Promise<Throughput> {
     // --phase=steady skips saturation, so a CPU profile (BENCH_CPU_PROF) shows the steady rate alone.
     const saturateMs = arg("phase") === "steady" ? 0 : P.saturateMs;
     const cpu0 = totalCpu(setup.pids);
+    const counters0 = setup.pids.map(processCounters);
     const t0 = performance.now();
     const { sent } = await publisher.ask<{ sent: number }>(
       { cmd: "saturate", durationMs: saturateMs, window: P.window },
@@ -116,6 +131,7 @@ async function measureThroughput(name: SetupName): Promise<Throughput> {
     const got = await drain(workers, sent * everyone);
     const seconds = (performance.now() - t0) / 1000;
     const cpu = totalCpu(setup.pids) - cpu0;
+    if (verbose) printProcessCounters(name, setup.pids, counters0, got);
 
     await Promise.all(workers.map((w) => w.ask({ cmd: "reset", record: true }, "reset")));
     const steady = await publisher.ask<{ sent: number }>(

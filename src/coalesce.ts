@@ -1,4 +1,4 @@
-import { transports } from "engine.io";
+import { Socket as EngineSocket, transports } from "engine.io";
 import type { Socket as NetSocket } from "node:net";
 
 interface WebSocketTransport {
@@ -6,17 +6,57 @@ interface WebSocketTransport {
   socket: { _socket?: NetSocket };
 }
 
-const PATCHED = Symbol.for("realtime-server.coalesced-writes");
+interface FlushingSocket {
+  readyState: string;
+  flush(): void;
+}
+
+const CORKED = Symbol.for("realtime-server.corked-batches");
+const DEFERRED = Symbol.for("realtime-server.deferred-flush");
 
 /**
- * Engine.IO hands a websocket transport every packet queued for a socket since its last write as one
- * batch, then writes them one by one: one syscall each. Corking the TCP socket around the batch turns
- * them into a single writev. Under fan-out load a socket often has several broadcasts queued, so this
- * saves most of the per-message system time. Applied once per process (it patches the transport class).
+ * Fewer, larger writes under fan-out. Applied once per process: both patch Engine.IO's prototypes.
+ *
+ * 1. Engine.IO writes a packet as soon as the socket's transport is writable, and queues the packets
+ *    that arrive while that write is in flight. So a read that carries k broadcasts costs every
+ *    recipient two writes: the first broadcast alone, then the other k-1. Deferring the flush of an
+ *    open socket to the end of the current tick (one microtask for all sockets) makes that one.
+ * 2. The websocket transport then writes the batch frame by frame, one syscall each; corking the TCP
+ *    socket around the batch turns it into a single writev.
  */
 export function coalesceWebSocketWrites(): void {
+  deferFlushToEndOfTick();
+  corkBatches();
+}
+
+function deferFlushToEndOfTick(): void {
+  const proto = EngineSocket.prototype as unknown as FlushingSocket & Record<symbol, boolean>;
+  if (proto[DEFERRED]) return;
+  const flushNow = proto.flush;
+  const pending = new Set<FlushingSocket>();
+  const flushPending = () => {
+    try {
+      // A socket added while this loop runs is visited too (Set iteration includes later additions).
+      for (const socket of pending) {
+        pending.delete(socket);
+        flushNow.call(socket);
+      }
+    } finally {
+      if (pending.size > 0) queueMicrotask(flushPending);
+    }
+  };
+  proto.flush = function (this: FlushingSocket) {
+    // Closing and upgrading sockets keep Engine.IO's synchronous flush: their close waits on it.
+    if (this.readyState !== "open") return flushNow.call(this);
+    if (pending.size === 0) queueMicrotask(flushPending);
+    pending.add(this);
+  };
+  proto[DEFERRED] = true;
+}
+
+function corkBatches(): void {
   const proto = (transports as unknown as Record<string, { prototype: WebSocketTransport }>).websocket?.prototype;
-  if (!proto || (proto as unknown as Record<symbol, boolean>)[PATCHED]) return;
+  if (!proto || (proto as unknown as Record<symbol, boolean>)[CORKED]) return;
   const send = proto.send;
   proto.send = function (this: WebSocketTransport, packets: unknown[]) {
     const tcp = packets.length > 1 ? this.socket._socket : undefined;
@@ -28,5 +68,5 @@ export function coalesceWebSocketWrites(): void {
       tcp.uncork();
     }
   };
-  (proto as unknown as Record<symbol, boolean>)[PATCHED] = true;
+  (proto as unknown as Record<symbol, boolean>)[CORKED] = true;
 }
