@@ -2,6 +2,8 @@ export interface SetupSummary {
   name: string;
   deliveredPerSec: number;
   cpuUsPerMsg: number;
+  /** write syscalls of all server processes per delivered message (the robust half of the CPU figure). */
+  writesPerMsg: number;
   deliveryRatio: number;
   p50: number;
   p99: number;
@@ -37,6 +39,7 @@ const MISSING: SetupSummary = {
   name: "missing",
   deliveredPerSec: NaN,
   cpuUsPerMsg: NaN,
+  writesPerMsg: NaN,
   deliveryRatio: NaN,
   p50: NaN,
   p99: NaN,
@@ -69,14 +72,14 @@ const verdict = (ok: boolean) => (ok ? "met" : "**missed**");
 export function renderTable(summary: Summary): string {
   const rows = summary.setups.map(
     (s) =>
-      `| ${s.name} | ${Math.round(s.deliveredPerSec).toLocaleString("en-US")} | ${f(s.cpuUsPerMsg)} | ` +
+      `| ${s.name} | ${Math.round(s.deliveredPerSec).toLocaleString("en-US")} | ${f(s.cpuUsPerMsg)} | ${f(s.writesPerMsg, 3)} | ` +
       `${f(s.deliveryRatio * 100)} % | ${f(s.p50)} | ${f(s.p99)} | ${s.name.startsWith("cluster") ? f(s.remoteP99) : "–"} | ` +
       `${s.rssPerConn === undefined ? "–" : f(s.rssPerConn / 1024)} |`,
   );
   const r = ratios(summary);
   return [
-    "| setup | delivered msg/s | server CPU µs / delivered msg | delivered | p50 ms | p99 ms | cross-replica p99 ms | RSS KiB / idle conn |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| setup | delivered msg/s | server CPU µs / delivered msg | server writes / delivered msg | delivered | p50 ms | p99 ms | cross-replica p99 ms | RSS KiB / idle conn |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...rows,
     "",
     "| ratio | measured | target | |",
@@ -147,7 +150,8 @@ ${table}
   protocol module as the k6 scripts), ~100-byte payloads.
 - Saturation: one publisher sends \`broadcast\` (raw-ws: a frame) with at most ${p.window} messages in flight, for
   ${p.saturateMs / 1000} s, then until every copy is delivered. Delivered messages/s, and server CPU time (user+sys from
-  \`/proc/<pid>/stat\`) per delivered message.
+  \`/proc/<pid>/stat\`) per delivered message. Server writes per delivered message count the write-family syscalls
+  of the server processes (\`syscw\` in \`/proc/<pid>/io\`): less noisy than CPU time, and most of the system time.
 - Steady rate: every client is in one of ${p.rooms} rooms of ${p.clients / p.rooms} (the publisher in all); ${p.steadyRate} room
   messages/s in total, round-robin over the rooms, for ${p.steadyMs / 1000} s (raw-ws: the same rooms in its minimal protocol);
   end-to-end latency from the send time in the payload. Cross-replica p99 counts only clients on another replica

@@ -131,6 +131,10 @@ async function measureThroughput(name: SetupName): Promise<Throughput> {
     const got = await drain(workers, sent * everyone);
     const seconds = (performance.now() - t0) / 1000;
     const cpu = totalCpu(setup.pids) - cpu0;
+    const writes = setup.pids.reduce(
+      (sum, pid, i) => sum + processCounters(pid).writes - (counters0[i]?.writes ?? 0),
+      0,
+    );
     if (verbose) printProcessCounters(name, setup.pids, counters0, got);
 
     await Promise.all(workers.map((w) => w.ask({ cmd: "reset", record: true }, "reset")));
@@ -147,6 +151,7 @@ async function measureThroughput(name: SetupName): Promise<Throughput> {
     return {
       deliveredPerSec: got / seconds,
       cpuUsPerMsg: (cpu * 1e6) / got,
+      writesPerMsg: writes / got,
       deliveryRatio: got / (sent * everyone),
       p50: percentile(all, 50),
       p99: percentile(all, 99),
@@ -186,6 +191,7 @@ async function main() {
       results[name].push(r);
       console.log(
         `run ${run + 1} ${name.padEnd(9)} ${Math.round(r.deliveredPerSec)} msg/s, ${r.cpuUsPerMsg.toFixed(2)} µs CPU/msg, ` +
+          `${r.writesPerMsg.toFixed(3)} writes/msg, ` +
           `p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, delivered ${(r.deliveryRatio * 100).toFixed(2)} %`,
       );
     }
@@ -206,6 +212,7 @@ async function main() {
       name,
       deliveredPerSec: median(results[name].map((r) => r.deliveredPerSec)),
       cpuUsPerMsg: median(results[name].map((r) => r.cpuUsPerMsg)),
+      writesPerMsg: median(results[name].map((r) => r.writesPerMsg)),
       deliveryRatio: median(results[name].map((r) => r.deliveryRatio)),
       p50: median(results[name].map((r) => r.p50)),
       p99: median(results[name].map((r) => r.p99)),
