@@ -140,7 +140,8 @@ ${table}
 
 - **raw-ws**: a minimal \`ws\` server (\`bench/servers/raw-ws.ts\`) that writes every frame it receives to every client,
   once each: the physical-limit proxy.
-- **single**: our server, one replica, every feature on: zod validation, room membership checks, JSON logs at \`info\`.
+- **single**: our server, one replica, every feature on: zod validation, room membership checks, JSON logs at \`info\`,
+  Prometheus metrics (counted per event; the bench does not scrape).
 - **cluster-2**, **cluster-3**: our replicas + \`redis-server\`, clients spread evenly over the replicas, the publisher
   on replica 1. Server CPU is the sum over the replicas **and Redis**.
 

@@ -6,6 +6,7 @@ import { createConnectionHandler } from "./events/index.js";
 import type { TypedServer } from "./events/handler.js";
 import { createHttpApp } from "./http/routes.js";
 import { createLogger, type Logger } from "./logger.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 import { createMemoryPostStore, createRedisPostStore } from "./posts/store.js";
 import { connectRedis, type RedisConnections } from "./redis.js";
 import { coalesceWebSocketWrites } from "./coalesce.js";
@@ -15,6 +16,7 @@ export interface App {
   httpServer: HttpServer;
   io: TypedServer;
   log: Logger;
+  metrics: Metrics;
   isReady(): boolean;
   /** Stops accepting, drops every local client so it reconnects elsewhere, closes Redis. Safe to call twice. */
   close(): Promise<void>;
@@ -53,7 +55,14 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
     pingTimeout: config.pingTimeoutMs,
     adapter: redis ? createAdapter(redis.pub, redis.sub, { key: `${config.redisKeyPrefix}socket.io` }) : undefined,
   });
-  const httpServer = createServer(createHttpApp({ config, log, posts, isReady, io }));
+  const metrics = createMetrics({
+    replicaId: config.replicaId,
+    version: config.version,
+    connections: () => io.engine.clientsCount,
+    ready: isReady,
+    redisConnected: redis ? () => redis.isReady() : undefined,
+  });
+  const httpServer = createServer(createHttpApp({ config, log, posts, isReady, io, metrics }));
   // Attached after Express so that Engine.IO answers /socket.io/ and hands every other request on.
   io.attach(httpServer);
   io.engine.generateId = generateRoutedId;
@@ -65,7 +74,7 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
     log.warn({ code: err.code, reason: err.message, url: err.req?.url }, "engine.io connection error");
   });
 
-  io.on("connection", createConnectionHandler({ io, replicaId: config.replicaId, log }));
+  io.on("connection", createConnectionHandler({ io, replicaId: config.replicaId, log, metrics }));
 
   let closed: Promise<void> | undefined;
   const close = () => {
@@ -81,10 +90,11 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
         setTimeout(() => httpServer.closeAllConnections(), 500).unref();
       });
       await redis?.close();
+      metrics.close();
       log.info("shut down");
     })();
     return closed;
   };
 
-  return { httpServer, io, log, isReady, close };
+  return { httpServer, io, log, metrics, isReady, close };
 }

@@ -2,6 +2,7 @@ import type { Server, Socket } from "socket.io";
 import type { z } from "zod";
 import type { AckResult, ClientToServerEvents, ErrorCode, ServerToClientEvents } from "../contract.js";
 import type { Logger } from "../logger.js";
+import type { Metrics } from "../metrics.js";
 import { describeIssue } from "../schemas.js";
 
 export interface SocketData {
@@ -16,6 +17,7 @@ export interface AppContext {
   io: TypedServer;
   replicaId: string;
   log: Logger;
+  metrics: Metrics;
 }
 
 /**
@@ -47,6 +49,7 @@ export function reject(
   ack?: AnyAck,
 ): void {
   app.log.debug({ socket: socket.id, event, code }, message);
+  app.metrics.eventRejected(event, code);
   socket.emit("error", { event, code, message });
   ack?.({ ok: false, error: { code, message } });
 }
@@ -90,7 +93,9 @@ export function defineEvent<S extends z.ZodType | null>(
   handler: (socket: TypedSocket, data: S extends z.ZodType ? z.infer<S> : undefined) => Result | Promise<Result>,
   options: Options = {},
 ): [string, SharedListener] {
+  const received = app.metrics.eventReceived(event);
   const listener: SharedListener = function (...args) {
+    received.value++;
     const ack = typeof args[args.length - 1] === "function" ? (args.pop() as AnyAck) : undefined;
     if (options.ackRequired && !ack) {
       return reject(app, this, event, "ACK_REQUIRED", `${event} needs an acknowledgement callback`);

@@ -11,16 +11,20 @@ const KNOWN = new Set<string>(CLIENT_EVENTS);
  */
 export function createConnectionHandler(app: AppContext): (socket: TypedSocket) => void {
   const listeners = [...messageEvents(app), ...roomEvents(app)];
+  const unknownReceived = app.metrics.eventReceived("unknown");
   const onUnknown = function (this: TypedSocket, event: string, ...args: unknown[]) {
     if (KNOWN.has(event)) return;
+    unknownReceived.value++;
     const last = args[args.length - 1];
     const ack = typeof last === "function" ? (last as Parameters<typeof reject>[5]) : undefined;
     reject(app, this, String(event), "UNKNOWN_EVENT", `unknown event "${String(event)}"`, ack);
   };
   const onDisconnect = function (this: TypedSocket, reason: string) {
     app.log.debug({ socket: this.id, reason }, "client disconnected");
+    app.metrics.disconnected(reason);
   };
   return (socket) => {
+    app.metrics.connected();
     app.log.debug({ socket: socket.id, transport: socket.conn.transport.name }, "client connected");
     const emitter = socket as unknown as { on(event: string, fn: SharedListener): void };
     for (const [event, listener] of listeners) emitter.on(event, listener);

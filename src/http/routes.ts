@@ -2,6 +2,7 @@ import cors from "cors";
 import express, { type ErrorRequestHandler, type Express } from "express";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
+import type { Metrics } from "../metrics.js";
 import { StoreUnavailableError, type PostStore } from "../posts/store.js";
 import { describeIssue, newPost } from "../schemas.js";
 import type { TypedServer } from "../events/handler.js";
@@ -12,13 +13,14 @@ export interface HttpDeps {
   posts: PostStore;
   io: TypedServer;
   isReady: () => boolean;
+  metrics: Metrics;
 }
 
 function httpError(status: number, code: string, message: string, field?: string) {
   return { status, body: { error: { code, message, ...(field ? { field } : {}) } } };
 }
 
-export function createHttpApp({ config, log, posts, io, isReady }: HttpDeps): Express {
+export function createHttpApp({ config, log, posts, io, isReady, metrics }: HttpDeps): Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", true);
@@ -46,6 +48,11 @@ export function createHttpApp({ config, log, posts, io, isReady }: HttpDeps): Ex
     res.json({ replica: config.replicaId, version: config.version, connections: io.engine.clientsCount });
   });
 
+  // Scraped per replica (the load balancer does not expose it: behind nginx any replica would answer).
+  app.get("/metrics", (_req, res) => {
+    res.type("text/plain; version=0.0.4").send(metrics.render());
+  });
+
   app.get("/api/posts", async (_req, res) => {
     res.json(await posts.list());
   });
@@ -59,6 +66,7 @@ export function createHttpApp({ config, log, posts, io, isReady }: HttpDeps): Ex
       return;
     }
     const post = await posts.create(parsed.data);
+    metrics.postCreated();
     io.emit("post-created", post);
     log.info({ post: post.id }, "post created");
     res.status(201).json(post);

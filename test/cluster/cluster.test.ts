@@ -131,6 +131,20 @@ describe("through nginx", () => {
     expect(replicas.size).toBeGreaterThanOrEqual(2);
   });
 
+  it("serves /metrics on every replica, but not through the load balancer", async () => {
+    const ids = await Promise.all(
+      cluster.replicaUrls.map(async (url) => {
+        const res = await fetch(`${url}/metrics`);
+        expect(res.status).toBe(200);
+        const id = /^realtime_replica_info\{replica="([^"]+)"/m.exec(await res.text())?.[1];
+        expect(id).toBeDefined();
+        return id;
+      }),
+    );
+    expect(new Set(ids).size).toBe(REPLICAS);
+    expect((await fetch(`${cluster.url}/metrics`)).status).toBe(404);
+  });
+
   it("serves the example client with default transports (polling, then upgrade)", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "examples/client.ts", cluster.url], {
       stdio: ["ignore", "pipe", "pipe"],
