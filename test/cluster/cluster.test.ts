@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Post } from "../../src/contract.js";
+import { launchChromium, servePage } from "../support/browser.js";
 import { cleanupAll, connect, eventually, next, record, type ClientSocket } from "../support/server.js";
 import type { ClusterDriver, RunningCluster } from "./driver.js";
 import { selectDriver } from "./select.js";
@@ -129,6 +130,30 @@ describe("through nginx", () => {
   it("spreads 30 websocket clients over at least 2 replicas", async () => {
     const replicas = await crowd(30, ["websocket"]);
     expect(replicas.size).toBeGreaterThanOrEqual(2);
+  });
+
+  it("serves a browser page from another origin: polling, upgrade to websocket, every seed event, binary echo", async () => {
+    const browser = await launchChromium();
+    const page = await browser.newPage();
+    const pageUrl = await servePage(new URL("fixtures/browser.html", import.meta.url).pathname);
+    await page.goto(`${pageUrl}?server=${encodeURIComponent(cluster.url)}`);
+    await page.waitForFunction(() => (globalThis as unknown as { results?: { done: boolean } }).results?.done, null, {
+      timeout: 30_000,
+    });
+    const results = (await page.evaluate(() => (globalThis as unknown as { results: unknown }).results)) as Record<
+      string,
+      unknown
+    >;
+    expect(results.error).toBeUndefined();
+    expect(results.firstTransport).toBe("polling");
+    expect(results.transport).toBe("websocket");
+    expect(results.echo).toBe("Hello, server!");
+    expect(results.binaryEcho).toEqual([0, 1, 2, 250, 255]);
+    expect(results.joinAck).toEqual({ ok: true, room: "browser-room" });
+    expect(results.roomJoined).toBe("browser-room");
+    expect(results.roomMessage).toEqual({ from: results.socketId, room: "browser-room", message: "from a browser" });
+    expect(new Date(results.time as string).toISOString()).toBe(results.time);
+    expect(results.info).toMatchObject({ ok: true, socketId: results.socketId, rooms: ["browser-room"] });
   });
 
   it("serves /metrics on every replica, but not through the load balancer", async () => {
