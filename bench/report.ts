@@ -142,6 +142,8 @@ ${table}
   once each: the physical-limit proxy.
 - **single**: our server, one replica, every feature on: zod validation, room membership checks, JSON logs at \`info\`,
   Prometheus metrics (counted per event; the bench does not scrape).
+- **vanilla** (only with \`--setups=vanilla,…\`): Socket.IO 4 as documented, in-memory adapter, the same events,
+  nothing else (\`bench/servers/vanilla-socketio.ts\`).
 - **cluster-2**, **cluster-3**: our replicas + \`redis-server\`, clients spread evenly over the replicas, the publisher
   on replica 1. Server CPU is the sum over the replicas **and Redis**.
 
@@ -167,6 +169,8 @@ npm ci
 apt-get install -y redis-server      # the cluster setups need it
 npm run bench -- --quick             # under 3 minutes; prints the table, writes bench/results/latest.json
 npm run bench -- --publish           # the full run; rewrites this page and the chart
+npm run bench:hops                   # the latency floor, hop by hop (about 20 s)
+BENCH_NODE_FLAGS=--max-semi-space-size=1 npm run bench -- --setups=raw-ws,single   # V8 flags on the servers
 \`\`\`
 
 ${analysis}`;

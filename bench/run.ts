@@ -181,8 +181,14 @@ async function measureIdleRss(name: SetupName): Promise<number> {
 async function main() {
   const started = Date.now();
   console.log(`bench: ${quick ? "quick" : "full"} run, ${P.runs} runs per setup, ${P.clients} clients`);
-  const results: Record<SetupName, Throughput[]> = { "raw-ws": [], single: [], "cluster-2": [], "cluster-3": [] };
-  const rss: Partial<Record<SetupName, number[]>> = { "raw-ws": [], single: [] };
+  const results: Record<SetupName, Throughput[]> = {
+    "raw-ws": [],
+    vanilla: [],
+    single: [],
+    "cluster-2": [],
+    "cluster-3": [],
+  };
+  const rss: Partial<Record<SetupName, number[]>> = { "raw-ws": [], vanilla: [], single: [] };
   for (let run = 0; run < P.runs; run++) {
     // Rotate the order so no setup always runs first (or last) on a warming machine.
     const order = SETUPS.map((_, i) => SETUPS[(i + run) % SETUPS.length] as SetupName);
@@ -195,7 +201,7 @@ async function main() {
           `p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, delivered ${(r.deliveryRatio * 100).toFixed(2)} %`,
       );
     }
-    for (const name of (["raw-ws", "single"] as const).filter((n) => SETUPS.includes(n))) {
+    for (const name of (["raw-ws", "vanilla", "single"] as const).filter((n) => SETUPS.includes(n))) {
       const perConn = await measureIdleRss(name);
       rss[name]?.push(perConn);
       console.log(`run ${run + 1} ${name.padEnd(9)} RSS ${(perConn / 1024).toFixed(2)} KiB per idle connection`);

@@ -5,7 +5,7 @@ import { freePort } from "../scripts/cluster/ports.js";
 import { startRedisServer } from "../scripts/cluster/redis-server.js";
 import type { Mode } from "./load.js";
 
-export type SetupName = "raw-ws" | "single" | "cluster-2" | "cluster-3";
+export type SetupName = "raw-ws" | "vanilla" | "single" | "cluster-2" | "cluster-3";
 
 export interface RunningSetup {
   mode: Mode;
@@ -20,24 +20,29 @@ export interface RunningSetup {
 
 const ROOT = new URL("../", import.meta.url).pathname;
 // BENCH_CPU_PROF=<dir>: every server process writes a V8 CPU profile there when it exits.
-const PROFILE_ARGS = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+// BENCH_NODE_FLAGS="--max-semi-space-size=1 …": V8/Node flags for every server process (not the load processes).
+const PROFILE_ARGS = [
+  ...(process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
+  ...(process.env.BENCH_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
+];
 
 const stopAll = (children: ChildProcess[]): Promise<void> =>
   Promise.all(children.map((c) => (c.kill("SIGTERM"), waitForExit(c, 10_000)))).then(() => undefined);
 
-async function startRawWs(): Promise<RunningSetup> {
+/** A one-process baseline server from bench/servers/, which reports over IPC once it listens. */
+async function startForked(script: string, mode: Mode): Promise<RunningSetup> {
   const port = await freePort();
-  const child = fork(`${ROOT}bench/servers/raw-ws.ts`, [], {
+  const child = fork(`${ROOT}bench/servers/${script}`, [], {
     execArgv: [...PROFILE_ARGS, "--import", "tsx"],
     env: { ...process.env, PORT: String(port) },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   await new Promise<void>((resolve, reject) => {
     child.once("message", () => resolve());
-    child.once("exit", (code) => reject(new Error(`raw-ws exited with ${code}`)));
+    child.once("exit", (code) => reject(new Error(`${script} exited with ${code}`)));
   });
   return {
-    mode: "raw",
+    mode,
     urls: [`http://127.0.0.1:${port}`],
     pids: [child.pid as number],
     mainPid: child.pid as number,
@@ -89,7 +94,9 @@ async function startOurs(replicas: number): Promise<RunningSetup> {
 export function startSetup(name: SetupName): Promise<RunningSetup> {
   switch (name) {
     case "raw-ws":
-      return startRawWs();
+      return startForked("raw-ws.ts", "raw");
+    case "vanilla":
+      return startForked("vanilla-socketio.ts", "sio");
     case "single":
       return startOurs(1);
     case "cluster-2":
