@@ -170,6 +170,7 @@ apt-get install -y redis-server      # the cluster setups need it
 npm run bench -- --quick             # under 3 minutes; prints the table, writes bench/results/latest.json
 npm run bench -- --publish           # the full run; rewrites this page and the chart
 npm run bench:hops                   # the latency floor, hop by hop (about 20 s)
+npm run bench:heap                   # V8 heap per idle connection: raw ws, vanilla Socket.IO, ours
 BENCH_NODE_FLAGS=--max-semi-space-size=1 npm run bench -- --setups=raw-ws,single   # V8 flags on the servers
 \`\`\`
 

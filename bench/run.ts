@@ -3,13 +3,12 @@
  * separate load processes over loopback. Prints a markdown table, writes bench/results/latest.json and
  * the chart; --publish also rewrites docs/benchmarks.md.
  */
-import { fork, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import type { Command } from "./load.js";
 import { median, percentile, processCounters, rssBytes, totalCpu, type ProcessCounters } from "./proc.js";
 import { renderChart, renderDoc, renderTable, type SetupSummary, type Summary } from "./report.js";
 import { startSetup, type RunningSetup, type SetupName } from "./setups.js";
+import { startWorker, type Worker } from "./workers.js";
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
 const quick = process.argv.includes("--quick");
@@ -31,27 +30,6 @@ const ALL_SETUPS: SetupName[] = ["raw-ws", "single", "cluster-2", "cluster-3"];
 // --setups=raw-ws,single and --runs=N narrow a run while working on one figure; published runs use all.
 const SETUPS = (arg("setups")?.split(",") as SetupName[] | undefined) ?? ALL_SETUPS;
 const ROOT = new URL("../", import.meta.url).pathname;
-
-interface Worker {
-  child: ChildProcess;
-  ask<T extends object>(command: Command, expect: string): Promise<T>;
-}
-
-function startWorker(): Promise<Worker> {
-  const child = fork(`${ROOT}bench/load.ts`, [], { execArgv: ["--import", "tsx"], stdio: "inherit" });
-  const ask = <T extends object>(command: Command, expect: string) =>
-    new Promise<T>((resolve, reject) => {
-      const onMessage = (msg: { ev: string; message?: string }) => {
-        if (msg.ev === "error") reject(new Error(msg.message));
-        else if (msg.ev === expect) resolve(msg as unknown as T);
-        else return;
-        child.off("message", onMessage);
-      };
-      child.on("message", onMessage);
-      child.send(command);
-    });
-  return new Promise((resolve) => child.once("message", () => resolve({ child, ask })));
-}
 
 async function connectWorkers(setup: RunningSetup, clients: number, count: number, withPublisher: boolean) {
   const workers = await Promise.all(Array.from({ length: count }, startWorker));
