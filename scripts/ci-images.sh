@@ -2,7 +2,9 @@
 # Prepares a Docker engine and local images on a machine that has no engine running and no container
 # registry: starts dockerd, builds one Debian base image (redis-server, nginx, Node 24) with debootstrap,
 # tags it for the redis / nginx / node roles, and builds the app image from the real Dockerfile.
-# Prints the env lines the tests need (REDIS_IMAGE, NGINX_IMAGE, APP_IMAGE) to the file named by $1.
+# Also builds an nginx image from Debian testing, whose nginx (>= 1.27.3) has the `resolve` parameter the
+# compose default upstream needs. Prints the env lines the tests need (REDIS_IMAGE, NGINX_IMAGE,
+# NGINX_UPSTREAM, APP_IMAGE) to the file named by $1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out_env=${1:?usage: scripts/ci-images.sh <env-file>}
@@ -30,10 +32,11 @@ if ! $DOCKER info >/dev/null 2>&1; then
   $DOCKER info >/dev/null || { tail -30 "$work/dockerd.log"; exit 1; }
 fi
 
+mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1)
+[ -n "$mirror" ] || mirror=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+
 base=rt-local/base:bookworm
 if ! $DOCKER image inspect "$base" >/dev/null 2>&1; then
-  mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1)
-  [ -n "$mirror" ] || mirror=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null)
   log "debootstrap bookworm from $mirror"
   rootfs="$work/rootfs"
   rm -rf "$rootfs"
@@ -64,6 +67,29 @@ if ! $DOCKER image inspect "$base" >/dev/null 2>&1; then
 fi
 for role in node:24 redis:7 nginx:1.22; do $DOCKER tag "$base" "rt-local/$role"; done
 
+# The compose default upstream (nginx/upstream.docker.conf) re-resolves `app` with `resolve`, which
+# open-source nginx has since 1.27.3; bookworm's is 1.22, Debian testing's is newer. Should testing not
+# bootstrap, bookworm's nginx with the static upstream stands in, and the log says so.
+nginx_resolve=rt-local/nginx:testing
+if ! $DOCKER image inspect "$nginx_resolve" >/dev/null 2>&1; then
+  log "debootstrap testing (nginx with resolve) from $mirror"
+  rootfs="$work/rootfs-nginx"
+  rm -rf "$rootfs"
+  if debootstrap --variant=minbase --include=nginx-light testing "$rootfs" "$mirror" >"$work/debootstrap-nginx.log" 2>&1; then
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    tar -C "$rootfs" -c . | $DOCKER import -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "$nginx_resolve" >/dev/null
+  else
+    tail -20 "$work/debootstrap-nginx.log"
+  fi
+  rm -rf "$rootfs"
+fi
+if $DOCKER image inspect "$nginx_resolve" >/dev/null 2>&1; then
+  nginx_image=$nginx_resolve nginx_upstream=upstream.docker.conf
+else
+  nginx_image=rt-local/nginx:1.22 nginx_upstream=upstream.static.conf
+fi
+log "nginx image $nginx_image ($($DOCKER run --rm "$nginx_image" nginx -v 2>&1 | tail -1)), upstream $nginx_upstream"
+
 # A self-contained npmrc for the build: the registry plus the machine's CA certificates inline
 # (a cafile= path would not exist inside the build).
 npmrc="$work/npmrc"
@@ -84,6 +110,7 @@ log "app image $app: $($DOCKER image inspect -f '{{.Size}}' "$app" | awk '{print
 
 cat >"$out_env" <<ENV
 REDIS_IMAGE=rt-local/redis:7
-NGINX_IMAGE=rt-local/nginx:1.22
+NGINX_IMAGE=$nginx_image
+NGINX_UPSTREAM=$nginx_upstream
 APP_IMAGE=$app
 ENV
