@@ -146,6 +146,7 @@ describe("through nginx", () => {
     >;
     expect(results.error).toBeUndefined();
     expect(results.firstTransport).toBe("polling");
+    expect(results.upgradedTo).toBe("websocket");
     expect(results.transport).toBe("websocket");
     expect(results.echo).toBe("Hello, server!");
     expect(results.binaryEcho).toEqual([0, 1, 2, 250, 255]);
