@@ -78,3 +78,7 @@ export const CLIENT_EVENTS: readonly ClientEventName[] = [
   "server-info",
   "room-members",
 ];
+
+const CLIENT_EVENT_SET = new Set<string>(CLIENT_EVENTS);
+/** Whether a name a client sent is one of the contract's events. */
+export const isClientEvent = (name: string): name is ClientEventName => CLIENT_EVENT_SET.has(name);

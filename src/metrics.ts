@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { CLIENT_EVENTS, type ErrorCode } from "./contract.js";
+import { isClientEvent, type ErrorCode } from "./contract.js";
 
 /**
  * Prometheus metrics for one app, in the text exposition format, without a client library: a handful
@@ -50,9 +50,8 @@ function renderLabels(names: readonly string[], values: readonly string[]): stri
   return `{${names.map((name, i) => `${name}="${escapeLabel(values[i] ?? "")}"`).join(",")}}`;
 }
 
-const KNOWN_EVENTS = new Set<string>(CLIENT_EVENTS);
 /** Event names come from clients: anything outside the contract is counted as "unknown" (bounded labels). */
-export const eventLabel = (event: string): string => (KNOWN_EVENTS.has(event) ? event : "unknown");
+const eventLabel = (event: string): string => (isClientEvent(event) ? event : "unknown");
 
 export interface MetricsSources {
   replicaId: string;
@@ -107,15 +106,6 @@ export function createMetrics(sources: MetricsSources): Metrics {
       read: () => [["", sources.connections()]],
     },
     { name: "realtime_ready", help: "1 when /readyz answers 200.", read: () => [["", sources.ready() ? 1 : 0]] },
-    ...(sources.redisConnected
-      ? [
-          {
-            name: "realtime_redis_connected",
-            help: "1 when both Redis connections (publish and subscribe) are ready.",
-            read: () => [["", sources.redisConnected?.() ? 1 : 0]] as Array<[string, number]>,
-          },
-        ]
-      : []),
     {
       name: "realtime_event_loop_delay_seconds",
       help: "Event-loop delay since the previous scrape.",
@@ -144,6 +134,15 @@ export function createMetrics(sources: MetricsSources): Metrics {
       },
     },
   ];
+
+  const { redisConnected } = sources;
+  if (redisConnected) {
+    gauges.push({
+      name: "realtime_redis_connected",
+      help: "1 when both Redis connections (publish and subscribe) are ready.",
+      read: () => [["", redisConnected() ? 1 : 0]],
+    });
+  }
 
   return {
     eventReceived: (event) => received.cell(eventLabel(event)),

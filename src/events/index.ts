@@ -1,9 +1,7 @@
-import { CLIENT_EVENTS } from "../contract.js";
+import { isClientEvent } from "../contract.js";
 import { reject, type AppContext, type SharedListener, type TypedSocket } from "./handler.js";
 import { messageEvents } from "./messages.js";
 import { roomEvents } from "./rooms.js";
-
-const KNOWN = new Set<string>(CLIENT_EVENTS);
 
 /**
  * Builds every listener once for the app and returns the per-connection step, which only attaches
@@ -13,7 +11,7 @@ export function createConnectionHandler(app: AppContext): (socket: TypedSocket) 
   const listeners = [...messageEvents(app), ...roomEvents(app)];
   const unknownReceived = app.metrics.eventReceived("unknown");
   const onUnknown = function (this: TypedSocket, event: string, ...args: unknown[]) {
-    if (KNOWN.has(event)) return;
+    if (isClientEvent(event)) return;
     unknownReceived.value++;
     const last = args[args.length - 1];
     const ack = typeof last === "function" ? (last as Parameters<typeof reject>[5]) : undefined;
