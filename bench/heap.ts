@@ -8,9 +8,10 @@ import { fork, type ChildProcess } from "node:child_process";
 import { freePort } from "../scripts/cluster/ports.js";
 import { waitForExit, waitForHttp } from "../scripts/cluster/processes.js";
 import type { Mode } from "./load.js";
+import { arg } from "./proc.js";
 import { startWorker } from "./workers.js";
 
-const CONNECTIONS = Number(process.argv.find((a) => a.startsWith("--connections="))?.split("=")[1] ?? 4000);
+const CONNECTIONS = Number(arg("connections") ?? 4000);
 const LOAD_PROCESSES = 2;
 const ROOT = new URL("../", import.meta.url).pathname;
 

@@ -52,3 +52,7 @@ export function median(values: number[]): number {
     50,
   );
 }
+
+/** The value of a `--name=value` command-line option, if given. */
+export const arg = (name: string): string | undefined =>
+  process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];

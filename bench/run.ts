@@ -5,12 +5,11 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { median, percentile, processCounters, rssBytes, totalCpu, type ProcessCounters } from "./proc.js";
+import { arg, median, percentile, processCounters, rssBytes, totalCpu, type ProcessCounters } from "./proc.js";
 import { renderChart, renderDoc, renderTable, type SetupSummary, type Summary } from "./report.js";
 import { startSetup, type RunningSetup, type SetupName } from "./setups.js";
 import { startWorker, type Worker } from "./workers.js";
 
-const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
 const quick = process.argv.includes("--quick");
 const publish = process.argv.includes("--publish");
 const verbose = process.argv.includes("--verbose");
