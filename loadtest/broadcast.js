@@ -5,8 +5,7 @@
  * Same metrics as room-chat: broadcast_latency, sent/received counters, delivery rate, errors.
  *   k6 run -e BASE_URL=http://localhost:5000 loadtest/broadcast.js
  */
-import { Counter, Rate, Trend } from "k6/metrics";
-import { DeliveryTally, envInt, runSession, sendFor } from "./lib/k6-session.js";
+import { DeliveryTally, deliveryMetrics, envInt, runSession, sendFor } from "./lib/k6-session.js";
 
 const VUS = envInt("VUS", 500, 20_000);
 const SENDERS = Math.min(envInt("SENDERS", 5, 100), VUS);
@@ -14,12 +13,10 @@ const RATE = envInt("RATE", 2, 100);
 const DURATION_S = envInt("DURATION_S", 30, 600);
 const SETTLE_MS = 5000;
 
-const latency = new Trend("broadcast_latency", true);
-const sent = new Counter("messages_sent");
-const expected = new Counter("messages_expected");
-const received = new Counter("messages_received");
-const delivery = new Rate("broadcast_delivery");
-const errors = new Counter("socket_errors");
+const { latency, sent, expected, received, delivery, errors } = deliveryMetrics(
+  "broadcast_latency",
+  "broadcast_delivery",
+);
 
 export const options = {
   scenarios: {

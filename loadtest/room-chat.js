@@ -5,8 +5,7 @@
  * carries its send time. Thresholds: delivery >= 99.9 %, room_message_latency p95 < 50 ms, no errors.
  *   k6 run -e BASE_URL=http://localhost:5000 loadtest/room-chat.js
  */
-import { Counter, Rate, Trend } from "k6/metrics";
-import { DeliveryTally, envInt, runSession, sendFor } from "./lib/k6-session.js";
+import { DeliveryTally, deliveryMetrics, envInt, runSession, sendFor } from "./lib/k6-session.js";
 
 const ROOM_SIZE = envInt("ROOM_SIZE", 50, 1000);
 const ROOMS = envInt("ROOMS", 2, 100);
@@ -14,12 +13,10 @@ const RATE = envInt("RATE", 1, 100);
 const DURATION_S = envInt("DURATION_S", 30, 600);
 const SETTLE_MS = 3000;
 
-const latency = new Trend("room_message_latency", true);
-const sent = new Counter("messages_sent");
-const expected = new Counter("messages_expected");
-const received = new Counter("messages_received");
-const delivery = new Rate("room_delivery");
-const errors = new Counter("socket_errors");
+const { latency, sent, expected, received, delivery, errors } = deliveryMetrics(
+  "room_message_latency",
+  "room_delivery",
+);
 
 export const options = {
   scenarios: {

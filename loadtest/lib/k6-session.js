@@ -1,5 +1,6 @@
 // @ts-check
 /** k6 glue: a Socket.IO session on a k6/ws socket, plus the tally that turns counts into a delivery rate. */
+import { Counter, Rate, Trend } from "k6/metrics";
 import ws from "k6/ws";
 import { SocketIoSession, socketIoUrl } from "./socketio.js";
 
@@ -34,6 +35,21 @@ export function runSession(handlers) {
     socket.on("error", (e) => handlers.onError?.(String(e.error())));
   });
   return res ? res.status : 0;
+}
+
+/**
+ * The metrics of a delivery scenario: latency Trend, sent/expected/received Counters, delivery Rate and
+ * socket errors. Call it at module level (k6 creates metrics in the init context only).
+ */
+export function deliveryMetrics(/** @type {string} */ latencyName, /** @type {string} */ deliveryName) {
+  return {
+    latency: new Trend(latencyName, true),
+    sent: new Counter("messages_sent"),
+    expected: new Counter("messages_expected"),
+    received: new Counter("messages_received"),
+    delivery: new Rate(deliveryName),
+    errors: new Counter("socket_errors"),
+  };
 }
 
 /** Parses the JSON a load message carries, or undefined for anything else. */
