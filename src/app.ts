@@ -10,7 +10,14 @@ import { createMetrics, type Metrics } from "./metrics.js";
 import { createMemoryPostStore, createRedisPostStore } from "./posts/store.js";
 import { connectRedis, type RedisConnections } from "./redis.js";
 import { coalesceWebSocketWrites } from "./coalesce.js";
+import { RoomFeeds } from "./history/feeds.js";
+import type { HistoryLimits, RoomLog } from "./history/log.js";
+import { createMemoryLog } from "./history/memory-log.js";
+import { createRedisLog } from "./history/redis-log.js";
+import { deliverLocally, watchRoomFeeds } from "./events/rooms.js";
 import { generateRoutedId } from "./routing.js";
+
+const ROOM_MEMBERS_TIMEOUT_MS = 2000;
 
 export interface App {
   httpServer: HttpServer;
@@ -40,7 +47,9 @@ function releaseHandshakeRequests(io: TypedServer): void {
 
 export function createApp(config: Config, log: Logger = createLogger(config)): App {
   coalesceWebSocketWrites();
-  const redis: RedisConnections | undefined = config.redisUrl ? connectRedis(config.redisUrl, log) : undefined;
+  const redis: RedisConnections | undefined = config.redisUrl
+    ? connectRedis(config.redisUrl, log, { commandTimeoutMs: config.redisCommandTimeoutMs })
+    : undefined;
   const posts = redis
     ? createRedisPostStore(redis.pub, config.redisKeyPrefix, config.postsLimit)
     : createMemoryPostStore(config.postsLimit);
@@ -53,8 +62,23 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
     maxHttpBufferSize: config.maxHttpBufferSize,
     pingInterval: config.pingIntervalMs,
     pingTimeout: config.pingTimeoutMs,
-    adapter: redis ? createAdapter(redis.pub, redis.sub, { key: `${config.redisKeyPrefix}socket.io` }) : undefined,
+    adapter: redis
+      ? createAdapter(redis.pub, redis.sub, {
+          key: `${config.redisKeyPrefix}socket.io`,
+          // Answers to fetchSockets (room-members) come on this replica's own channel, not to every replica.
+          publishOnSpecificResponseChannel: true,
+          requestsTimeout: ROOM_MEMBERS_TIMEOUT_MS,
+        })
+      : undefined,
   });
+  const limits: HistoryLimits = {
+    size: config.historySize,
+    ttlS: config.historyTtlS,
+    dedupeWindowS: config.dedupeWindowS,
+  };
+  const history: RoomLog = redis
+    ? createRedisLog({ commands: redis.pub, subscriber: redis.feed, keyPrefix: config.redisKeyPrefix, limits, log })
+    : createMemoryLog(limits);
   const metrics = createMetrics({
     replicaId: config.replicaId,
     version: config.version,
@@ -74,7 +98,12 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
     log.warn({ code: err.code, reason: err.message, url: err.req?.url }, "engine.io connection error");
   });
 
-  io.on("connection", createConnectionHandler({ io, replicaId: config.replicaId, log, metrics }));
+  const context = { io, replicaId: config.replicaId, log, metrics, history } as const;
+  const feeds: RoomFeeds = new RoomFeeds(history, (entry, except) => deliver(entry, except), log);
+  const app = { ...context, feeds };
+  const deliver = deliverLocally(app);
+  watchRoomFeeds(app);
+  io.on("connection", createConnectionHandler(app));
 
   let closed: Promise<void> | undefined;
   const close = () => {
@@ -89,6 +118,7 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
         // moment to flush, then cut whatever keep-alive connection still holds the listener open.
         setTimeout(() => httpServer.closeAllConnections(), 500).unref();
       });
+      history.close();
       await redis?.close();
       metrics.close();
       log.info("shut down");

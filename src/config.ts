@@ -13,6 +13,13 @@ export interface Config {
   postsLimit: number;
   pingIntervalMs: number;
   pingTimeoutMs: number;
+  /** Room history: newest messages kept per room, and how long after its last message a room's history lives. */
+  historySize: number;
+  historyTtlS: number;
+  /** How long a `room-message` id is remembered, so a resend is acknowledged once and delivered once. */
+  dedupeWindowS: number;
+  /** Longest wait for one Redis command before the caller is told the outcome is unknown. */
+  redisCommandTimeoutMs: number;
   version: string;
 }
 
@@ -101,6 +108,10 @@ export function parseConfig(env: Env, version = "0.0.0"): Config {
     postsLimit: integer(env, "POSTS_LIMIT", 1000, 1, 1_000_000),
     pingIntervalMs: integer(env, "PING_INTERVAL_MS", 25_000, 50, 300_000),
     pingTimeoutMs: integer(env, "PING_TIMEOUT_MS", 20_000, 50, 300_000),
+    historySize: integer(env, "HISTORY_SIZE", 1000, 1, 1_000_000),
+    historyTtlS: integer(env, "HISTORY_TTL_S", 600, 1, 30 * 86_400),
+    dedupeWindowS: integer(env, "DEDUPE_WINDOW_S", 120, 1, 86_400),
+    redisCommandTimeoutMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 2000, 50, 60_000),
     version,
   };
 }

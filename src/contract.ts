@@ -9,7 +9,8 @@ export interface Post {
   createdAt: string;
 }
 
-export type ErrorCode = "INVALID_PAYLOAD" | "NOT_A_MEMBER" | "ACK_REQUIRED" | "UNKNOWN_EVENT" | "INTERNAL";
+export type ErrorCode =
+  "INVALID_PAYLOAD" | "NOT_A_MEMBER" | "ACK_REQUIRED" | "UNKNOWN_EVENT" | "STORE_UNAVAILABLE" | "INTERNAL";
 
 export interface ErrorPayload {
   event: string;
@@ -26,10 +27,63 @@ export interface BroadcastMessage {
   message: string;
 }
 
+/**
+ * A position in a room's history: the last offset seen in one epoch. A room without history yet is at
+ * `{ epoch: null, offset: 0 }`.
+ */
+export interface RoomPosition {
+  epoch: string | null;
+  offset: number;
+}
+
+/** A room message as members receive it, live or replayed: offsets are 1, 2, 3 … within one epoch. */
 export interface RoomMessage {
   from: string;
   room: string;
   message: string;
+  /** The sender's idempotency key, or one the server made. */
+  id: string;
+  offset: number;
+  epoch: string;
+}
+
+export interface RoomMessageRequest {
+  room: string;
+  message: string;
+  /** Idempotency key (≤ 64 chars): a resend with the same id is acknowledged once and delivered once. */
+  id?: string;
+}
+
+export interface JoinRoomRequest {
+  room: string;
+  /** Replay what was missed after this position (up to 100 messages, before the ack). */
+  since?: RoomPosition;
+}
+
+export interface JoinRoomResult {
+  room: string;
+  /** The room's latest position. */
+  epoch: string | null;
+  offset: number;
+  /** Whether every message after `since` was (or can be, with room-history) delivered. */
+  recovered: boolean;
+  /** Messages replayed before this ack. */
+  missed: number;
+}
+
+export interface RoomHistoryRequest {
+  room: string;
+  since: RoomPosition;
+  /** At most 100 (the default). */
+  limit?: number;
+}
+
+export interface RoomHistoryResult {
+  room: string;
+  epoch: string | null;
+  offset: number;
+  recovered: boolean;
+  messages: RoomMessage[];
 }
 
 export interface ServerInfo {
@@ -41,14 +95,15 @@ export interface ServerInfo {
 export interface ClientToServerEvents {
   echo: (payload?: unknown, ack?: Ack) => void;
   broadcast: (message: string, ack?: Ack) => void;
-  "join-room": (room: string, ack?: Ack<{ room: string }>) => void;
+  "join-room": (room: string | JoinRoomRequest, ack?: Ack<JoinRoomResult>) => void;
   "leave-room": (room: string, ack?: Ack<{ room: string }>) => void;
-  "room-message": (payload: { room: string; message: string }, ack?: Ack) => void;
+  "room-message": (payload: RoomMessageRequest, ack?: Ack<{ room: string; epoch: string; offset: number }>) => void;
+  "room-history": (request: RoomHistoryRequest, ack: Ack<RoomHistoryResult>) => void;
   "get-time": (ack?: Ack<{ time: string }>) => void;
   "update-list": (list: unknown[], ack?: Ack<{ count: number }>) => void;
   chat: (message: string, ack?: Ack) => void;
   "server-info": (ack: Ack<ServerInfo>) => void;
-  "room-members": (room: string, ack: Ack<{ room: string; members: string[] }>) => void;
+  "room-members": (room: string, ack: Ack<{ room: string; members: string[]; partial: boolean }>) => void;
 }
 
 export interface ServerToClientEvents {
@@ -66,18 +121,25 @@ export interface ServerToClientEvents {
 
 export type ClientEventName = keyof ClientToServerEvents;
 
-export const CLIENT_EVENTS: readonly ClientEventName[] = [
-  "echo",
-  "broadcast",
-  "join-room",
-  "leave-room",
-  "room-message",
-  "get-time",
-  "update-list",
-  "chat",
-  "server-info",
-  "room-members",
-];
+/**
+ * Every client event, checked against the map above by the compiler: a name missing here, or one the map
+ * does not have, fails the type check. The server registers a handler for each (see src/events/index.ts).
+ */
+const CLIENT_EVENT_FLAGS = {
+  echo: true,
+  broadcast: true,
+  "join-room": true,
+  "leave-room": true,
+  "room-message": true,
+  "room-history": true,
+  "get-time": true,
+  "update-list": true,
+  chat: true,
+  "server-info": true,
+  "room-members": true,
+} as const satisfies Record<ClientEventName, true>;
+
+export const CLIENT_EVENTS = Object.keys(CLIENT_EVENT_FLAGS) as readonly ClientEventName[];
 
 const CLIENT_EVENT_SET = new Set<string>(CLIENT_EVENTS);
 /** Whether a name a client sent is one of the contract's events. */

@@ -6,17 +6,25 @@ export interface RedisConnections {
   pub: Redis;
   /** Subscriber connection, owned by the adapter. */
   sub: Redis;
+  /** Subscriber connection of the room feeds (one channel per room with local members). */
+  feed: Redis;
   isReady(): boolean;
   close(): Promise<void>;
 }
 
-function connect(url: string, role: "pub" | "sub", log: Logger): Redis {
+export interface RedisOptions {
+  /** A command without an answer after this long fails: its outcome is unknown to the caller. */
+  commandTimeoutMs: number;
+}
+
+function connect(url: string, role: "pub" | "sub" | "feed", log: Logger, options: RedisOptions): Redis {
   const client = new Redis(url, {
     // Keep reconnecting forever with a capped backoff: a replica survives a Redis restart.
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
     // Subscriptions wait for the connection (and are renewed on reconnect); commands give up after a few
     // reconnection attempts rather than queueing without bound while Redis is away.
-    maxRetriesPerRequest: role === "sub" ? null : 2,
+    maxRetriesPerRequest: role === "pub" ? 2 : null,
+    commandTimeout: role === "pub" ? options.commandTimeoutMs : undefined,
     // Publishes issued in one tick (a burst of broadcasts) leave as one write, so Redis answers the
     // subscribers with one write too: each replica then handles the burst in one wake-up instead of many.
     enableAutoPipelining: role === "pub",
@@ -53,29 +61,18 @@ async function quit(client: Redis): Promise<void> {
   client.disconnect();
 }
 
-export function connectRedis(url: string, log: Logger): RedisConnections {
-  const pub = connect(url, "pub", log);
+export function connectRedis(url: string, log: Logger, options: RedisOptions): RedisConnections {
+  const pub = connect(url, "pub", log, options);
   logFailedPublishes(pub, log);
-  const sub = connect(url, "sub", log);
+  const sub = connect(url, "sub", log, options);
+  const feed = connect(url, "feed", log, options);
   return {
     pub,
     sub,
-    isReady: () => pub.status === "ready" && sub.status === "ready",
+    feed,
+    isReady: () => pub.status === "ready" && sub.status === "ready" && feed.status === "ready",
     async close() {
-      await Promise.all([quit(pub), quit(sub)]);
+      await Promise.all([quit(pub), quit(sub), quit(feed)]);
     },
   };
-}
-
-/** Resolves once both connections are ready, rejects after timeoutMs. */
-export function waitUntilReady(conns: RedisConnections, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const tick = () => {
-      if (conns.isReady()) return resolve();
-      if (Date.now() - started > timeoutMs) return reject(new Error(`redis not ready after ${timeoutMs} ms`));
-      setTimeout(tick, 25);
-    };
-    tick();
-  });
 }

@@ -11,7 +11,51 @@ export const messageText = z
   .string({ error: "message must be a string" })
   .refine((s) => Buffer.byteLength(s) <= MAX_MESSAGE_BYTES, `message must be at most ${MAX_MESSAGE_BYTES} bytes`);
 
-export const roomMessage = z.object({ room: roomName, message: messageText }, { error: "expected { room, message }" });
+export const MAX_ID_LENGTH = 64;
+export const HISTORY_PAGE = 100;
+
+const messageId = z
+  .string({ error: "id must be a string" })
+  .min(1, "id must not be empty")
+  .max(MAX_ID_LENGTH, `id must be at most ${MAX_ID_LENGTH} characters`);
+
+export const roomMessage = z.object(
+  { room: roomName, message: messageText, id: messageId.optional() },
+  { error: "expected { room, message, id? }" },
+);
+
+const position = z.object(
+  {
+    epoch: z.string({ error: "since.epoch must be a string or null" }).max(64, "since.epoch is too long").nullable(),
+    offset: z
+      .number({ error: "since.offset must be a number" })
+      .int("since.offset must be an integer")
+      .min(0, "since.offset must be >= 0")
+      .max(Number.MAX_SAFE_INTEGER, "since.offset is too large"),
+  },
+  { error: "since must be { epoch, offset }" },
+);
+
+/** The seed's plain room name, or `{ room, since? }` to replay what was missed. */
+/** The seed's plain room name, or `{ room, since? }` to replay what was missed. */
+export const joinRoom = z.preprocess(
+  (value) => (typeof value === "string" ? { room: value } : value),
+  z.object({ room: roomName, since: position.optional() }, { error: "expected a room name or { room, since? }" }),
+);
+
+export const roomHistory = z.object(
+  {
+    room: roomName,
+    since: position,
+    limit: z
+      .number({ error: "limit must be a number" })
+      .int("limit must be an integer")
+      .min(1, "limit must be >= 1")
+      .max(HISTORY_PAGE, `limit must be at most ${HISTORY_PAGE}`)
+      .optional(),
+  },
+  { error: "expected { room, since: { epoch, offset }, limit? }" },
+);
 
 export const list = z
   .array(z.unknown(), { error: "expected an array" })

@@ -57,7 +57,7 @@ describe.each([["websocket"], ["polling"]] as const)("events over %s", (transpor
     const client = await join(url);
     const joined = next(client, "room-joined");
     const ack = await client.emitWithAck("join-room", "test-room");
-    expect(ack).toEqual({ ok: true, room: "test-room" });
+    expect(ack).toEqual({ ok: true, room: "test-room", epoch: null, offset: 0, recovered: false, missed: 0 });
     expect(await joined).toBe("test-room");
     const info = await client.emitWithAck("server-info");
     expect(info).toMatchObject({ ok: true, rooms: ["test-room"] });
@@ -77,11 +77,17 @@ describe.each([["websocket"], ["polling"]] as const)("events over %s", (transpor
     const outsiderSaw = record(outsider, "room-message-received");
 
     const got = [sender, member].map((s) => next(s, "room-message-received"));
-    expect(await sender.emitWithAck("room-message", { room: "test-room", message: "Hello room!" })).toEqual({
-      ok: true,
-    });
+    const ack = await sender.emitWithAck("room-message", { room: "test-room", message: "Hello room!" });
+    expect(ack).toEqual({ ok: true, room: "test-room", epoch: expect.any(String), offset: 1 });
     for (const message of await Promise.all(got)) {
-      expect(message).toEqual({ from: sender.id, room: "test-room", message: "Hello room!" });
+      expect(message).toEqual({
+        from: sender.id,
+        room: "test-room",
+        message: "Hello room!",
+        id: expect.any(String),
+        offset: 1,
+        epoch: ack.ok && ack.epoch,
+      });
     }
     // A round trip on the outsider's own connection orders it after anything the server sent it before.
     await outsider.emitWithAck("get-time");
@@ -153,7 +159,7 @@ describe.each([["websocket"], ["polling"]] as const)("events over %s", (transpor
 it("keeps a client that joins a room named like another socket's id out of that socket's private room", async () => {
   const { url, app } = await startServer();
   const [victim, spy] = await Promise.all([connect(url), connect(url)]);
-  expect(await spy.emitWithAck("join-room", victim.id as string)).toEqual({ ok: true, room: victim.id });
+  expect(await spy.emitWithAck("join-room", victim.id as string)).toMatchObject({ ok: true, room: victim.id });
   const inPrivateRoom = await app.io.in(victim.id as string).fetchSockets();
   expect(inPrivateRoom.map((s) => s.id)).toEqual([victim.id]);
 });

@@ -40,7 +40,7 @@ describe("two replicas through a real Redis", () => {
     const outsiderSaw = record(outsider, "room-message-received");
     const got = next(member, "room-message-received");
     await sender.emitWithAck("room-message", { room: "shared", message: "hi" });
-    expect(await got).toEqual({ from: sender.id, room: "shared", message: "hi" });
+    expect(await got).toMatchObject({ from: sender.id, room: "shared", message: "hi", offset: 1 });
     await sender.emitWithAck("broadcast", "fence");
     await next(outsider, "broadcast-message");
     expect(outsiderSaw).toEqual([]);

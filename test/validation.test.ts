@@ -22,7 +22,7 @@ describe("rejected input", () => {
   const longRoom = "r".repeat(65);
   const bigMessage = "x".repeat(16 * 1024 + 1);
   const cases: Array<[string, string, unknown[], string, RegExp]> = [
-    ["join-room with a non-string room", "join-room", [42], "INVALID_PAYLOAD", /room must be a string/],
+    ["join-room with a non-string room", "join-room", [42], "INVALID_PAYLOAD", /expected a room name/],
     ["join-room with an empty room", "join-room", [""], "INVALID_PAYLOAD", /1-64 characters/],
     ["join-room with a 65-character room", "join-room", [longRoom], "INVALID_PAYLOAD", /1-64 characters/],
     ["join-room with a space in the room", "join-room", ["a room"], "INVALID_PAYLOAD", /1-64 characters/],
@@ -31,7 +31,13 @@ describe("rejected input", () => {
     ["broadcast with a non-string", "broadcast", [{ text: "hi" }], "INVALID_PAYLOAD", /message must be a string/],
     ["broadcast over 16 KiB", "broadcast", [bigMessage], "INVALID_PAYLOAD", /at most 16384 bytes/],
     ["chat without a message", "chat", [], "INVALID_PAYLOAD", /message must be a string/],
-    ["room-message without an object", "room-message", ["hello"], "INVALID_PAYLOAD", /expected \{ room, message \}/],
+    [
+      "room-message without an object",
+      "room-message",
+      ["hello"],
+      "INVALID_PAYLOAD",
+      /expected \{ room, message, id\? \}/,
+    ],
     ["room-message with a bad room", "room-message", [{ room: "", message: "x" }], "INVALID_PAYLOAD", /room/],
     ["room-message over 16 KiB", "room-message", [{ room: "r", message: bigMessage }], "INVALID_PAYLOAD", /16384/],
     ["room-message to a room not joined", "room-message", [{ room: "r", message: "x" }], "NOT_A_MEMBER", /"r"/],

@@ -1,13 +1,14 @@
 import type { Server, Socket } from "socket.io";
 import type { z } from "zod";
-import type { AckResult, ClientToServerEvents, ErrorCode, ServerToClientEvents } from "../contract.js";
+import type { AckResult, ClientEventName, ClientToServerEvents, ErrorCode, ServerToClientEvents } from "../contract.js";
+import type { RoomFeeds } from "../history/feeds.js";
+import type { RoomLog } from "../history/log.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { describeIssue } from "../schemas.js";
 
-export interface SocketData {
-  list?: unknown[];
-}
+// Nothing per socket travels with fetchSockets: socket.data stays empty.
+export type SocketData = Record<string, never>;
 
 export type TypedServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 export type TypedSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -18,6 +19,8 @@ export interface AppContext {
   replicaId: string;
   log: Logger;
   metrics: Metrics;
+  history: RoomLog;
+  feeds: RoomFeeds;
 }
 
 /**
@@ -25,9 +28,22 @@ export interface AppContext {
  * registering it allocates nothing per connection (no closures per socket and event).
  */
 export type SharedListener = (this: TypedSocket, ...args: unknown[]) => void;
-export type EventListeners = Array<[event: string, listener: SharedListener]>;
+/** One listener per client event: the compiler refuses a registry that misses one. */
+export type EventRegistry = Record<ClientEventName, SharedListener>;
 
 type AnyAck = (result: AckResult) => void;
+
+/**
+ * A result with work that must follow the acknowledgement on the wire (a join releases the live messages it
+ * held back only after its ack).
+ */
+export class ThenAfterAck {
+  constructor(
+    readonly value: object,
+    readonly after: () => void,
+  ) {}
+}
+
 type Result = object | undefined;
 
 /** A rejection the client caused: answered with an `error` event and a failed ack, never thrown further. */
@@ -57,6 +73,15 @@ export function reject(
 const OK: AckResult = { ok: true };
 const success = (result: Result): AckResult => (result === undefined ? OK : { ok: true, ...result });
 
+function settle(result: Result, ack: AnyAck | undefined): void {
+  if (result instanceof ThenAfterAck) {
+    ack?.(success(result.value));
+    result.after();
+  } else {
+    ack?.(success(result));
+  }
+}
+
 function fail(app: AppContext, socket: TypedSocket, event: string, err: unknown, ack: AnyAck | undefined): void {
   if (err instanceof EventError) return reject(app, socket, event, err.code, err.message, ack);
   app.log.error({ socket: socket.id, event, err }, "event handler failed");
@@ -71,7 +96,7 @@ function settleLater(
   ack: AnyAck | undefined,
 ): void {
   result.then(
-    (value) => ack?.(success(value)),
+    (value) => settle(value, ack),
     (err: unknown) => fail(app, socket, event, err, ack),
   );
 }
@@ -92,7 +117,7 @@ export function defineEvent<S extends z.ZodType | null>(
   schema: S,
   handler: (socket: TypedSocket, data: S extends z.ZodType ? z.infer<S> : undefined) => Result | Promise<Result>,
   options: Options = {},
-): [string, SharedListener] {
+): SharedListener {
   const received = app.metrics.eventReceived(event);
   const listener: SharedListener = function (...args) {
     received.value++;
@@ -110,12 +135,12 @@ export function defineEvent<S extends z.ZodType | null>(
       const result = handler(this, data as S extends z.ZodType ? z.infer<S> : undefined);
       if (result instanceof Promise) {
         settleLater(app, this, event, result, ack);
-      } else if (ack) {
-        ack(success(result));
+      } else {
+        settle(result, ack);
       }
     } catch (err) {
       fail(app, this, event, err, ack);
     }
   };
-  return [event, listener];
+  return listener;
 }

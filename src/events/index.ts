@@ -1,5 +1,5 @@
 import { isClientEvent } from "../contract.js";
-import { reject, type AppContext, type SharedListener, type TypedSocket } from "./handler.js";
+import { reject, type AppContext, type EventRegistry, type SharedListener, type TypedSocket } from "./handler.js";
 import { messageEvents } from "./messages.js";
 import { roomEvents } from "./rooms.js";
 
@@ -8,7 +8,8 @@ import { roomEvents } from "./rooms.js";
  * those shared listeners: a connection costs no closures of its own.
  */
 export function createConnectionHandler(app: AppContext): (socket: TypedSocket) => void {
-  const listeners = [...messageEvents(app), ...roomEvents(app)];
+  const registry: EventRegistry = { ...messageEvents(app), ...roomEvents(app) };
+  const listeners = Object.entries(registry);
   const unknownReceived = app.metrics.eventReceived("unknown");
   const onUnknown = function (this: TypedSocket, event: string, ...args: unknown[]) {
     if (isClientEvent(event)) return;

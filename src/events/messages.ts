@@ -1,48 +1,49 @@
 import { z } from "zod";
 import { list, messageText } from "../schemas.js";
-import { defineEvent, type AppContext, type EventListeners } from "./handler.js";
+import { defineEvent, type AppContext, type EventRegistry } from "./handler.js";
 import { joinedRooms } from "./rooms.js";
 
 const anyPayload = z.unknown();
 
-export function messageEvents(app: AppContext): EventListeners {
+export function messageEvents(
+  app: AppContext,
+): Pick<EventRegistry, "echo" | "broadcast" | "chat" | "get-time" | "update-list" | "server-info"> {
   const { io, log, replicaId } = app;
-  return [
+  return {
     // Socket.IO already bounds the frame (maxHttpBufferSize); any payload, binary included, goes back as is.
-    defineEvent(app, "echo", anyPayload, (socket, payload) => {
+    echo: defineEvent(app, "echo", anyPayload, (socket, payload) => {
       socket.emit("echo-response", payload);
       return undefined;
     }),
 
-    defineEvent(app, "broadcast", messageText, (socket, message) => {
+    broadcast: defineEvent(app, "broadcast", messageText, (socket, message) => {
       io.emit("broadcast-message", { from: socket.id, message });
       return undefined;
     }),
 
-    defineEvent(app, "chat", messageText, (socket, message) => {
+    chat: defineEvent(app, "chat", messageText, (socket, message) => {
       io.emit("chat", { from: socket.id, message });
       return undefined;
     }),
 
-    defineEvent(app, "get-time", null, (socket) => {
+    "get-time": defineEvent(app, "get-time", null, (socket) => {
       const time = new Date().toISOString();
       socket.emit("current-time", time);
       return { time };
     }),
 
-    defineEvent(app, "update-list", list, (socket, items) => {
-      socket.data.list = items;
+    "update-list": defineEvent(app, "update-list", list, (socket, items) => {
       socket.emit("user-list", items);
       log.debug({ socket: socket.id, count: items.length }, "list updated");
       return { count: items.length };
     }),
 
-    defineEvent(
+    "server-info": defineEvent(
       app,
       "server-info",
       null,
       (socket) => ({ replica: replicaId, socketId: socket.id, rooms: joinedRooms(socket.rooms) }),
       { ackRequired: true },
     ),
-  ];
+  };
 }

@@ -1,5 +1,16 @@
-import { roomMessage, roomName } from "../schemas.js";
-import { defineEvent, EventError, type AppContext, type EventListeners, type TypedSocket } from "./handler.js";
+import { randomUUID } from "node:crypto";
+import type { JoinRoomResult, RoomMessage, RoomPosition } from "../contract.js";
+import type { RoomFeed } from "../history/feeds.js";
+import type { HistoryPage } from "../history/log.js";
+import { HISTORY_PAGE, joinRoom, roomHistory, roomMessage, roomName } from "../schemas.js";
+import {
+  defineEvent,
+  EventError,
+  ThenAfterAck,
+  type AppContext,
+  type EventRegistry,
+  type TypedSocket,
+} from "./handler.js";
 
 // User rooms live under a prefix so that no client can join another socket's private room (its id).
 const PREFIX = "room:";
@@ -12,52 +23,181 @@ export function joinedRooms(rooms: Set<string>): string[] {
   return names;
 }
 
-// Built-in adapters join synchronously; answering in the same tick keeps `room-joined` ahead of
-// whatever the client sent next (the example client sends a room message right after joining).
-function after<T>(pending: Promise<void> | void, then: () => T): T | Promise<T> {
-  return pending instanceof Promise ? pending.then(then) : then();
-}
-
 function requireMember(socket: TypedSocket, room: string): string {
   const key = roomKey(room);
   if (!socket.rooms.has(key)) throw new EventError("NOT_A_MEMBER", `not a member of room "${room}"`);
   return key;
 }
 
-export function roomEvents(app: AppContext): EventListeners {
-  const { io, log } = app;
-  return [
-    defineEvent(app, "join-room", roomName, (socket, room) =>
-      after(socket.join(roomKey(room)), () => {
-        socket.emit("room-joined", room);
-        log.debug({ socket: socket.id, room }, "joined room");
-        return { room };
-      }),
-    ),
+const storeUnavailable = (what: string) =>
+  new EventError("STORE_UNAVAILABLE", `${what}: the room history is unavailable, try again shortly`);
 
-    defineEvent(app, "leave-room", roomName, (socket, room) =>
-      after(socket.leave(requireMember(socket, room)), () => {
-        socket.emit("room-left", room);
-        log.debug({ socket: socket.id, room }, "left room");
-        return { room };
-      }),
-    ),
+// A socket's joins still replaying, by room: its own room messages wait for them, so that a client that
+// joins and sends at once (the seed's client) is a member, subscribed, before its message is appended.
+const pendingJoins = new WeakMap<TypedSocket, Map<string, Promise<unknown>>>();
 
-    defineEvent(app, "room-message", roomMessage, (socket, { room, message }) => {
-      io.to(requireMember(socket, room)).emit("room-message-received", { from: socket.id, room, message });
-      return undefined;
+function trackJoin(socket: TypedSocket, room: string, join: Promise<unknown>): void {
+  let joins = pendingJoins.get(socket);
+  if (!joins) pendingJoins.set(socket, (joins = new Map()));
+  joins.set(room, join);
+  const done = () => {
+    if (joins.get(room) === join) joins.delete(room);
+  };
+  join.then(done, done);
+}
+
+/** Keeps one feed per room with local members: created on the first join, dropped with the last member. */
+export function watchRoomFeeds(app: AppContext): void {
+  const adapter = app.io.of("/").adapter;
+  adapter.on("delete-room", (key: string) => {
+    if (key.startsWith(PREFIX)) app.feeds.drop(key.slice(PREFIX.length));
+  });
+}
+
+/** What the live feed delivers: one broadcast to the room's local members, minus the held ones. */
+export function deliverLocally(app: AppContext): (entry: RoomMessage, except: readonly string[]) => void {
+  return (entry, except) => {
+    const target = app.io.local.to(roomKey(entry.room));
+    (except.length > 0 ? target.except(except as string[]) : target).emit("room-message-received", entry);
+  };
+}
+
+export function roomEvents(
+  app: AppContext,
+): Pick<EventRegistry, "join-room" | "leave-room" | "room-message" | "room-history" | "room-members"> {
+  const { io, log, history, feeds } = app;
+
+  // Failed appends are logged once a second with a count, not once per message.
+  let failedAppends = 0;
+  const logFailedAppend = (err: unknown) => {
+    if (failedAppends++ > 0) return;
+    setTimeout(() => {
+      log.warn({ failures: failedAppends, err: (err as Error).message }, "room messages not stored (outcome unknown)");
+      failedAppends = 0;
+    }, 1000).unref();
+  };
+
+  async function replayAndJoin(
+    socket: TypedSocket,
+    room: string,
+    feed: RoomFeed,
+    since: RoomPosition | undefined,
+  ): Promise<ThenAfterAck> {
+    let page: HistoryPage | undefined;
+    try {
+      await feed.start();
+      if (since) page = await history.read(room, since, HISTORY_PAGE);
+    } catch (err) {
+      feed.held.delete(socket.id);
+      void socket.leave(roomKey(room));
+      log.warn({ room, err: (err as Error).message }, "join failed: room history unavailable");
+      throw storeUnavailable("not joined");
+    }
+    if (!socket.connected || !socket.rooms.has(roomKey(room))) {
+      feed.held.delete(socket.id);
+      throw new EventError("NOT_A_MEMBER", `left room "${room}" before the join completed`);
+    }
+    const held = feed.held.get(socket.id) ?? [];
+    let result: JoinRoomResult;
+    // The socket receives live messages after `from` (in `epoch`); older held ones it has already, or
+    // never needed.
+    let from: number;
+    if (page?.recovered) {
+      for (const entry of page.messages) socket.emit("room-message-received", entry);
+      from = page.messages.at(-1)?.offset ?? (since as RoomPosition).offset;
+      result = { room, epoch: page.epoch, offset: page.offset, recovered: true, missed: page.messages.length };
+    } else if (page) {
+      from = page.offset;
+      result = { room, epoch: page.epoch, offset: page.offset, recovered: false, missed: 0 };
+    } else {
+      const first = held[0];
+      from = first ? first.offset - 1 : feed.last;
+      result = { room, epoch: first ? first.epoch : feed.epoch, offset: from, recovered: false, missed: 0 };
+    }
+    socket.emit("room-joined", room);
+    log.debug({ socket: socket.id, room, since, recovered: result.recovered, missed: result.missed }, "joined room");
+    return new ThenAfterAck(result, () => {
+      const buffered = feed.held.get(socket.id) ?? held;
+      feed.held.delete(socket.id);
+      for (const entry of buffered) {
+        if (entry.epoch !== result.epoch || entry.offset > from) socket.emit("room-message-received", entry);
+      }
+    });
+  }
+
+  return {
+    // Membership applies at once (before any await), the replay and the ack follow.
+    "join-room": defineEvent(app, "join-room", joinRoom, (socket, { room, since }) => {
+      const joined = socket.join(roomKey(room));
+      const feed = feeds.ensure(room);
+      feed.held.set(socket.id, []);
+      const done = (joined instanceof Promise ? joined : Promise.resolve()).then(() =>
+        replayAndJoin(socket, room, feed, since),
+      );
+      trackJoin(socket, room, done);
+      return done;
     }),
 
-    defineEvent(
+    "leave-room": defineEvent(app, "leave-room", roomName, async (socket, room) => {
+      const key = requireMember(socket, room);
+      feeds.get(room)?.held.delete(socket.id);
+      await socket.leave(key);
+      socket.emit("room-left", room);
+      log.debug({ socket: socket.id, room }, "left room");
+      return { room };
+    }),
+
+    "room-message": defineEvent(app, "room-message", roomMessage, async (socket, { room, message, id }) => {
+      requireMember(socket, room);
+      const joining = pendingJoins.get(socket)?.get(room);
+      if (joining) {
+        await joining.catch(() => undefined);
+        requireMember(socket, room);
+      }
+      try {
+        const entry = { room, id: id ?? randomUUID(), from: socket.id, message };
+        const { epoch, offset } = await history.append(entry, feeds.get(room)?.position);
+        return { room, epoch, offset };
+      } catch (err) {
+        logFailedAppend(err);
+        throw storeUnavailable("outcome unknown, resend with the same id");
+      }
+    }),
+
+    "room-history": defineEvent(
+      app,
+      "room-history",
+      roomHistory,
+      async (socket, { room, since, limit }) => {
+        requireMember(socket, room);
+        let page: HistoryPage;
+        try {
+          page = await history.read(room, since, limit ?? HISTORY_PAGE);
+        } catch {
+          throw storeUnavailable("no history");
+        }
+        return { room, ...page };
+      },
+      { ackRequired: true },
+    ),
+
+    "room-members": defineEvent(
       app,
       "room-members",
       roomName,
       async (_socket, room) => {
-        // fetchSockets asks every replica through the adapter: presence is cluster-wide.
-        const sockets = await io.in(roomKey(room)).fetchSockets();
-        return { room, members: sockets.map((s) => s.id) };
+        // fetchSockets asks every replica through the adapter: presence is cluster-wide. When a replica or
+        // Redis does not answer in time, the members this replica knows are returned, marked partial.
+        try {
+          const sockets = await io.in(roomKey(room)).fetchSockets();
+          return { room, members: sockets.map((s) => s.id), partial: false };
+        } catch (err) {
+          log.warn({ room, err: (err as Error).message }, "room-members: not every replica answered");
+          const sockets = await io.local.in(roomKey(room)).fetchSockets();
+          return { room, members: sockets.map((s) => s.id), partial: true };
+        }
       },
       { ackRequired: true },
     ),
-  ];
+  };
 }

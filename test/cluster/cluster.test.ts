@@ -46,11 +46,11 @@ describe("cross-replica delivery", () => {
     const outsiderSaw = outsiders.map((o) => record(o, "room-message-received"));
 
     const got = [sender, ...members].map((s) => next(s, "room-message-received"));
-    expect(await sender.emitWithAck("room-message", { room: "blue", message: "to the blue room" })).toEqual({
-      ok: true,
-    });
+    const ack = await sender.emitWithAck("room-message", { room: "blue", message: "to the blue room" });
+    expect(ack).toMatchObject({ ok: true, room: "blue", offset: expect.any(Number) });
     for (const message of await Promise.all(got)) {
-      expect(message).toEqual({ from: sender.id, room: "blue", message: "to the blue room" });
+      expect(message).toMatchObject({ from: sender.id, room: "blue", message: "to the blue room" });
+      expect(message.offset).toBe(ack.ok && ack.offset);
     }
     // A broadcast sent after the room message reaches each outsider after it would have: then look.
     const fences = outsiders.map((o) => next(o, "broadcast-message"));
@@ -150,9 +150,14 @@ describe("through nginx", () => {
     expect(results.transport).toBe("websocket");
     expect(results.echo).toBe("Hello, server!");
     expect(results.binaryEcho).toEqual([0, 1, 2, 250, 255]);
-    expect(results.joinAck).toEqual({ ok: true, room: "browser-room" });
+    expect(results.joinAck).toMatchObject({ ok: true, room: "browser-room", recovered: false, missed: 0 });
     expect(results.roomJoined).toBe("browser-room");
-    expect(results.roomMessage).toEqual({ from: results.socketId, room: "browser-room", message: "from a browser" });
+    expect(results.roomMessage).toMatchObject({
+      from: results.socketId,
+      room: "browser-room",
+      message: "from a browser",
+      offset: expect.any(Number),
+    });
     expect(new Date(results.time as string).toISOString()).toBe(results.time);
     expect(results.info).toMatchObject({ ok: true, socketId: results.socketId, rooms: ["browser-room"] });
   });

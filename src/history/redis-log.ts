@@ -1,0 +1,262 @@
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+import type { RoomMessage, RoomPosition } from "../contract.js";
+import type { Logger } from "../logger.js";
+import { covers, type Appended, type HistoryLimits, type HistoryPage, type NewEntry, type RoomLog } from "./log.js";
+
+/**
+ * Redis layout (format version 1, in every key and record so old and new replicas can run side by side):
+ *   <prefix>v1:{r:<room>}:m    hash: e (epoch), o (latest offset), g (generation it was written under)
+ *   <prefix>v1:{r:<room>}:l    stream, entry id "<offset>-0", field r = record JSON {v, id, from, message}
+ *   <prefix>v1:{r:<room>}:i:<id>  "<epoch> <offset>", expires after the dedupe window
+ *   <prefix>v1:{r:<room>}:c    the room's live channel: "<epoch>\n<offset>\n<record>"
+ *   <prefix>v1:gen             bumped when continuity is lost: every room then starts a new epoch
+ *   <prefix>v1:beat            incremented by every replica twice a second, to notice a Redis that lost writes
+ * Every key of a room and its channel share the hash tag {r:<room>}: one slot on a Redis Cluster, so the
+ * append and the publish stay one atomic script.
+ */
+const VERSION = 1;
+
+// Appends (or finds the id), assigns the next offset, trims, refreshes the TTLs and publishes, atomically:
+// the publish order is the offset order, for every subscriber.
+const APPEND = `
+local gen = redis.call('GET', KEYS[4]) or '0'
+local m = redis.call('HMGET', KEYS[1], 'e', 'o', 'g')
+local epoch, offset = m[1], tonumber(m[2] or '0')
+local rotated = ''
+if not epoch then rotated = 'new'
+elseif m[3] ~= gen then rotated = 'generation'
+elseif ARGV[6] == epoch and offset < tonumber(ARGV[7]) then rotated = 'rollback' end
+if rotated ~= '' then
+  epoch = ARGV[8]
+  offset = 0
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', epoch, 'g', gen, 'v', ARGV[10])
+else
+  local prev = redis.call('GET', KEYS[3])
+  if prev then
+    local sep = string.find(prev, ' ', 1, true)
+    if sep and string.sub(prev, 1, sep - 1) == epoch then
+      return {epoch, tonumber(string.sub(prev, sep + 1)), 1, ''}
+    end
+  end
+end
+offset = offset + 1
+redis.call('HSET', KEYS[1], 'o', offset)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-0', 'r', ARGV[2])
+redis.call('SET', KEYS[3], epoch .. ' ' .. offset, 'EX', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('PUBLISH', ARGV[9], epoch .. '\\n' .. offset .. '\\n' .. ARGV[2])
+return {epoch, offset, 0, rotated}
+`;
+
+// The latest position, the oldest kept offset and, when the epoch matches, the entries after ARGV[2].
+// A room written under an older generation has lost its continuity: it reads as a room without history.
+const READ = `
+local gen = redis.call('GET', KEYS[3]) or '0'
+local m = redis.call('HMGET', KEYS[1], 'e', 'o', 'g')
+if not m[1] or m[3] ~= gen then return {'', 0, 1} end
+local epoch, latest = m[1], tonumber(m[2])
+local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+local first = latest + 1
+if oldest[1] then first = tonumber(string.match(oldest[1][1], '^%d+')) end
+local out = {epoch, latest, first}
+local after = tonumber(ARGV[2])
+if (ARGV[1] == epoch or ARGV[1] == '') and after >= first - 1 and after < latest then
+  local entries = redis.call('XRANGE', KEYS[2], (after + 1) .. '-0', '+', 'COUNT', ARGV[3])
+  for _, e in ipairs(entries) do
+    out[#out + 1] = e[2][2]
+  end
+end
+return out
+`;
+
+const BEAT_MS = 500;
+
+interface Commands {
+  rtAppend(...args: Array<string | number>): Promise<[string, number, number, string]>;
+  rtRead(...args: Array<string | number>): Promise<Array<string | number>>;
+}
+
+interface Record {
+  v: number;
+  id: string;
+  from: string;
+  message: string;
+}
+
+export interface RedisLogOptions {
+  /** Commands and publishes (the app's command connection). */
+  commands: Redis;
+  /** A subscriber connection of the log's own. */
+  subscriber: Redis;
+  keyPrefix: string;
+  limits: HistoryLimits;
+  log: Logger;
+}
+
+export function createRedisLog({ commands, subscriber, keyPrefix, limits, log }: RedisLogOptions): RoomLog {
+  const base = `${keyPrefix}v${VERSION}:`;
+  const tag = (room: string) => `${base}{r:${room}}:`;
+  const channelPrefix = base + "{r:";
+  const channelOf = (room: string) => `${tag(room)}c`;
+  const genKey = `${base}gen`;
+  const beatKey = `${base}beat`;
+  commands.defineCommand("rtAppend", { numberOfKeys: 4, lua: APPEND });
+  commands.defineCommand("rtRead", { numberOfKeys: 3, lua: READ });
+  const redis = commands as unknown as Commands;
+
+  const entryListeners: Array<(entry: RoomMessage) => void> = [];
+  const resyncListeners: Array<() => void> = [];
+  const subscribed = new Set<string>();
+
+  subscriber.on("message", (channel: string, payload: string) => {
+    const entry = parseLive(channel, payload);
+    if (entry) for (const listener of entryListeners) listener(entry);
+  });
+
+  function parseLive(channel: string, payload: string): RoomMessage | undefined {
+    const room = channel.slice(channelPrefix.length, -"}:c".length);
+    const a = payload.indexOf("\n");
+    const b = payload.indexOf("\n", a + 1);
+    try {
+      const record = JSON.parse(payload.slice(b + 1)) as Record;
+      const offset = Number(payload.slice(a + 1, b));
+      return { from: record.from, room, message: record.message, id: record.id, offset, epoch: payload.slice(0, a) };
+    } catch (err) {
+      log.warn({ channel, err: (err as Error).message }, "unreadable room record ignored");
+      return undefined;
+    }
+  }
+
+  // A subscriber that reconnects may have missed messages published meanwhile: the feeds catch up from
+  // the history once every room's channel is subscribed again.
+  let subscriberWasReady = false;
+  subscriber.on("ready", () => {
+    if (!subscriberWasReady) {
+      subscriberWasReady = true;
+      return;
+    }
+    const channels = [...subscribed].map(channelOf);
+    const again = channels.length > 0 ? subscriber.subscribe(...channels) : Promise.resolve(0);
+    again.then(
+      () => {
+        log.info({ rooms: channels.length }, "room feeds resubscribed: catching up from history");
+        for (const listener of resyncListeners) listener();
+      },
+      (err: Error) => log.warn({ err: err.message }, "room feeds could not resubscribe"),
+    );
+  });
+
+  // The heartbeat: a Redis that comes back with a smaller counter has lost acknowledged writes (a crash
+  // inside its fsync window, or no persistence at all), so no room's continuity can be proven any more.
+  let highestBeat = 0;
+  let checking: Promise<void> | undefined;
+  const beat = setInterval(() => {
+    if (commands.status !== "ready" || checking) return;
+    commands.incr(beatKey).then(
+      (value) => void (highestBeat = Math.max(highestBeat, value)),
+      () => undefined,
+    );
+  }, BEAT_MS);
+  beat.unref();
+  let commandsWereReady = false;
+  commands.on("ready", () => {
+    if (!commandsWereReady || highestBeat === 0) {
+      commandsWereReady = true;
+      return;
+    }
+    checking = (async () => {
+      const now = Number((await commands.get(beatKey)) ?? 0);
+      if (now < highestBeat)
+        await markDiscontinuity(
+          `redis restarted without writes it had acknowledged (heartbeat ${now} < ${highestBeat})`,
+        );
+    })()
+      .catch((err: Error) => log.warn({ err: err.message }, "redis continuity check failed"))
+      .finally(() => {
+        checking = undefined;
+      });
+  });
+
+  async function markDiscontinuity(reason: string): Promise<void> {
+    const generation = await commands.incr(genKey);
+    highestBeat = 0;
+    log.error({ generation, reason }, "room history continuity lost: every room starts a new epoch");
+  }
+
+  return {
+    async append(entry: NewEntry, known: RoomPosition | undefined): Promise<Appended> {
+      if (checking) await checking;
+      const prefix = tag(entry.room);
+      const record: Record = { v: VERSION, id: entry.id, from: entry.from, message: entry.message };
+      const [epoch, offset, duplicate, rotated] = await redis.rtAppend(
+        `${prefix}m`,
+        `${prefix}l`,
+        `${prefix}i:${entry.id}`,
+        genKey,
+        entry.id,
+        JSON.stringify(record),
+        limits.size,
+        limits.ttlS,
+        limits.dedupeWindowS,
+        known?.epoch ?? "",
+        known?.offset ?? 0,
+        randomUUID(),
+        channelOf(entry.room),
+        VERSION,
+      );
+      if (rotated === "rollback" || rotated === "generation") {
+        log.warn({ room: entry.room, epoch, reason: rotated }, "room history restarted with a new epoch");
+      }
+      return { epoch, offset: Number(offset), duplicate: duplicate === 1 };
+    },
+
+    async read(room: string, since: RoomPosition | null, limit: number): Promise<HistoryPage> {
+      const prefix = tag(room);
+      const reply = await redis.rtRead(
+        `${prefix}m`,
+        `${prefix}l`,
+        genKey,
+        since?.epoch ?? "",
+        since ? since.offset : Number.MAX_SAFE_INTEGER,
+        limit,
+      );
+      const epoch = reply[0] === "" ? null : String(reply[0]);
+      const latest = Number(reply[1]);
+      const first = Number(reply[2]);
+      if (!since) return { epoch, offset: latest, recovered: false, messages: [] };
+      if (!covers(since, epoch, latest, first)) return { epoch, offset: latest, recovered: false, messages: [] };
+      const messages: RoomMessage[] = [];
+      for (let i = 3; i < reply.length; i++) {
+        const record = JSON.parse(String(reply[i])) as Record;
+        const offset = since.offset + i - 2;
+        messages.push({
+          from: record.from,
+          room,
+          message: record.message,
+          id: record.id,
+          offset,
+          epoch: epoch as string,
+        });
+      }
+      return { epoch, offset: latest, recovered: true, messages };
+    },
+
+    async subscribe(room: string): Promise<void> {
+      subscribed.add(room);
+      await subscriber.subscribe(channelOf(room));
+    },
+
+    unsubscribe(room: string): void {
+      if (!subscribed.delete(room)) return;
+      subscriber.unsubscribe(channelOf(room)).catch(() => undefined);
+    },
+
+    onEntry: (listener) => void entryListeners.push(listener),
+    onResync: (listener) => void resyncListeners.push(listener),
+    markDiscontinuity,
+    close: () => clearInterval(beat),
+  };
+}
