@@ -1,6 +1,7 @@
 /**
  * `npm run cluster`: Redis, CLUSTER_REPLICAS replicas (default 3) on PORT+1…PORT+N and nginx on PORT
- * (default 5000), in the foreground. Ctrl-C / SIGTERM stops every child.
+ * (default 5000), in the foreground. Ctrl-C / SIGTERM stops every child. When a port is taken or a child dies
+ * while starting, it says which and exits 1 instead of announcing a cluster that is not ours.
  */
 import { startProcessCluster } from "./cluster/processes.js";
 

@@ -22,7 +22,8 @@ function ephemeralLow(): number {
   }
 }
 
-const canBind = (port: number): Promise<boolean> =>
+/** Whether `port` can be bound on loopback right now (nothing else listens on it). */
+export const canBind = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
     const srv = createServer();
     srv.once("error", () => resolve(false));
@@ -42,3 +43,9 @@ export async function freePortRun(length: number): Promise<number> {
 
 /** A free loopback port below the ephemeral range. */
 export const freePort = (): Promise<number> => freePortRun(1);
+
+/** The ports of `ports` that another process already listens on. */
+export async function takenPorts(ports: number[]): Promise<number[]> {
+  const free = await Promise.all(ports.map(canBind));
+  return ports.filter((_, i) => !free[i]);
+}

@@ -1,9 +1,12 @@
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { renderNginxConf, staticUpstream } from "./nginx.js";
-import { startRedisServer } from "./redis-server.js";
+import { canBind, takenPorts } from "./ports.js";
+import { startRedisServer, type KillSignal, type RedisPersistence } from "./redis-server.js";
+
+export type { KillSignal, RedisPersistence } from "./redis-server.js";
 
 export interface ProcessClusterOptions {
   /** nginx port; replicas listen on port+1 … port+replicas unless replicaPorts is given. */
@@ -14,15 +17,57 @@ export interface ProcessClusterOptions {
   /** Where child output goes: inherit for the CLI, ignore for tests. */
   stdio?: "inherit" | "ignore";
   env?: Record<string, string>;
+  /** How the cluster's redis-server keeps data across redis.restart(); `none` (memory only) by default. */
+  redisPersistence?: RedisPersistence;
+}
+
+/** The cluster's redis-server, for chaos tests: kill it and bring it back on the same port and data. */
+export interface ClusterRedis {
+  url: string;
+  port: number;
+  persistence: RedisPersistence;
+  /** The AOF directory (inside the cluster's temporary directory); undefined with persistence `none`. */
+  dir: string | undefined;
+  /** The pid of the running redis-server; undefined while it is down. */
+  pid(): number | undefined;
+  /** Sends `signal` at once; resolves when the process has exited. Not reported as an unexpected exit. */
+  kill(signal: KillSignal): Promise<void>;
+  /** Same port, data directory and persistence (SIGTERM first if it runs); resolves when it answers PING. */
+  restart(): Promise<void>;
+}
+
+export interface RestartOptions {
+  /** How long the replica may take to answer; 20 s by default. */
+  timeoutMs?: number;
+  /**
+   * `ready` (the default) waits for /readyz 200, which needs Redis; `listening` accepts any answer from the
+   * replica (503 while Redis is down), for restarting a replica during a Redis outage.
+   */
+  until?: "ready" | "listening";
 }
 
 export interface ProcessCluster {
   url: string;
   replicaUrls: string[];
   replicaIds: string[];
-  /** Processes started (redis + replicas + nginx). */
+  redis: ClusterRedis;
+  /** Processes running now (redis + replicas + nginx). */
   processCount(): number;
+  /** The pid of replica `index`; undefined while it is down. */
+  replicaPid(index: number): number | undefined;
+  /** SIGTERM (graceful, SIGKILL after 10 s) and wait for the exit. */
   stopReplica(index: number): Promise<void>;
+  /**
+   * Sends `signal` (SIGKILL by default) at once and resolves when the replica has exited; not reported as an
+   * unexpected exit. A SIGTERM is escalated to SIGKILL after 10 s, like stopReplica.
+   */
+  killReplica(index: number, signal?: KillSignal): Promise<void>;
+  /**
+   * Starts replica `index` again on the same port, with the same env and REPLICA_ID (stopping it first with
+   * SIGTERM if it still runs). nginx's static upstream finds it again on that port. Resolves when it is
+   * ready (see RestartOptions).
+   */
+  restartReplica(index: number, opts?: RestartOptions): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -66,43 +111,127 @@ export function waitForExit(child: ChildProcess, ms: number): Promise<void> {
   });
 }
 
-/** Polls `url` until it answers 200; fails when `child` exits first or after `ms`. */
-export async function waitForHttp(url: string, what: string, child: ChildProcess, ms = 20_000): Promise<void> {
+export interface WaitForHttpOptions {
+  /**
+   * The X-Replica-Id the answer must carry (one of them, for nginx in front of several replicas). Without
+   * it, a foreign server already listening on the port would pass for our child, which then dies on
+   * EADDRINUSE after "ready" was announced.
+   */
+  replicaId?: string | readonly string[];
+  /** Accept any status from the right replica (a 503 /readyz while Redis is down), not only 200. */
+  anyStatus?: boolean;
+}
+
+/** Why `res` cannot come from the expected process, or undefined when it can. */
+function foreignAnswer(res: Response, expected: readonly string[]): string | undefined {
+  const id = res.headers.get("x-replica-id");
+  // nginx's own 502 (no replica up yet) carries no id: not a verdict either way.
+  if (id === null) return res.status === 200 ? "no X-Replica-Id header" : undefined;
+  return expected.includes(id) ? undefined : `X-Replica-Id ${id}, expected ${expected.join(" or ")}`;
+}
+
+/** Why `child` stopped: its exit, and whether its port is held by someone else (the usual cause). */
+async function exitReason(what: string, child: ChildProcess, port: number | undefined): Promise<string> {
+  const how = child.signalCode ?? `code ${child.exitCode}`;
+  const taken = port && !(await canBind(port)) ? `: port ${port} is taken by another process` : "";
+  return `${what} exited (${how}) while starting${taken}`;
+}
+
+/**
+ * Polls `url` until it answers 200 (from the expected replica when `opts.replicaId` is given); fails when
+ * `child` exits first, when another process answers on the port, or after `ms`.
+ */
+export async function waitForHttp(
+  url: string,
+  what: string,
+  child: ChildProcess,
+  ms = 20_000,
+  opts: WaitForHttpOptions = {},
+): Promise<void> {
   const deadline = Date.now() + ms;
+  const expected = typeof opts.replicaId === "string" ? [opts.replicaId] : opts.replicaId;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode} while starting`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(await exitReason(what, child, Number(new URL(url).port)));
+    let res: Response | undefined;
     try {
-      const res = await fetch(url);
-      if (res.status === 200) return;
+      res = await fetch(url);
+      await res.arrayBuffer();
     } catch {
       // not listening yet
+    }
+    if (res) {
+      const foreign = expected && foreignAnswer(res, expected);
+      if (foreign) {
+        const port = new URL(url).port;
+        throw new Error(`${what}: port ${port} is taken by another process (${url} answered with ${foreign})`);
+      }
+      // With anyStatus, an id that passed the check above is the replica itself, ready or not.
+      if (res.status === 200 || (opts.anyStatus && res.headers.has("x-replica-id"))) return;
     }
     if (Date.now() > deadline) throw new Error(`${what} not ready at ${url} within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
+interface Replica {
+  id: string;
+  port: number;
+  env: Record<string, string>;
+  child?: ChildProcess;
+}
+
+const isRunning = (child: ChildProcess | undefined): child is ChildProcess =>
+  child !== undefined && child.exitCode === null && child.signalCode === null;
+
 /**
  * The cluster topology without Docker: a redis-server, N replica processes and nginx rendered from
- * nginx/nginx.conf, all on loopback. Everything started here is stopped by stop().
+ * nginx/nginx.conf, all on loopback. Everything started here is stopped by stop(). Replicas and Redis can
+ * be killed and restarted in place (chaos tests); nginx keeps its static upstream, as a restarted process
+ * comes back on the same port.
  */
 export async function startProcessCluster(opts: ProcessClusterOptions): Promise<ProcessCluster> {
   const redisBin = findBinary("redis-server", ["/usr/bin/redis-server"]);
   const nginxBin = findBinary("nginx", ["/usr/sbin/nginx"]);
   const stdio = opts.stdio ?? "ignore";
+  const replicaPorts = opts.replicaPorts ?? Array.from({ length: opts.replicas }, (_, i) => opts.port + i + 1);
+
+  // A port someone else listens on would be answered by them while our child dies on EADDRINUSE: refuse
+  // before starting anything, naming the port.
+  const taken = await takenPorts([opts.port, ...replicaPorts]);
+  if (taken.length > 0)
+    throw new Error(
+      `port ${taken.join(", ")} already in use by another process (needs ${opts.port} and replicas ${replicaPorts.join(", ")})`,
+    );
+
   const dir = mkdtempSync(join(tmpdir(), "rt-cluster-"));
   const children: ChildProcess[] = [];
-  const replicas: ChildProcess[] = [];
+  let starting = true;
   let stopping = false;
   const expectedExits = new Set<ChildProcess>();
-  const track = (child: ChildProcess, name = child.spawnfile) => {
+  // A child that dies during start-up fails the start, even after its own readiness check passed.
+  let failStart: (err: Error) => void = () => undefined;
+  const startFailed = new Promise<never>((_, reject) => (failStart = reject));
+  startFailed.catch(() => undefined);
+  const track = (child: ChildProcess, name: string, port?: number) => {
     children.push(child);
+    // A start-up that goes on after a failed start has been torn down must not leave a child behind.
+    if (stopping) child.kill("SIGTERM");
     // A child that dies on its own is worth a line: the cluster keeps running without it.
     child.once("exit", (code, signal) => {
-      if (!stopping && !expectedExits.has(child))
-        process.stderr.write(`cluster: ${name} (pid ${child.pid}) exited (${signal ?? `code ${code}`})\n`);
+      if (stopping || expectedExits.has(child)) return;
+      const how = signal ?? `code ${code}`;
+      if (starting) void exitReason(`${name} (pid ${child.pid})`, child, port).then((why) => failStart(new Error(why)));
+      else process.stderr.write(`cluster: ${name} (pid ${child.pid}) exited (${how})\n`);
     });
     return child;
+  };
+  /** Sends `signal` to `child` without it counting as a crash; resolves on exit (SIGKILL after 10 s). */
+  const kill = (child: ChildProcess | undefined, signal: KillSignal) => {
+    if (!isRunning(child)) return Promise.resolve();
+    expectedExits.add(child);
+    child.kill(signal);
+    return waitForExit(child, 10_000);
   };
 
   const stop = async () => {
@@ -111,26 +240,47 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
     rmSync(dir, { recursive: true, force: true });
   };
 
-  try {
-    const redis = await startRedisServer(stdio, redisBin);
-    track(redis.child, "redis-server");
-    const redisUrl = redis.url;
+  const persistence = opts.redisPersistence ?? "none";
+  const redisDir = join(dir, "redis");
+  mkdirSync(redisDir);
+  const replicaIds = replicaPorts.map((_, i) => `replica-${i + 1}`);
+  const replicas: Replica[] = [];
 
-    const replicaPorts = opts.replicaPorts ?? Array.from({ length: opts.replicas }, (_, i) => opts.port + i + 1);
-    const replicaIds = replicaPorts.map((_, i) => `replica-${i + 1}`);
-    await Promise.all(
-      replicaPorts.map(async (port, i) => {
-        const env = {
-          ...opts.env,
-          REPLICA_ID: replicaIds[i],
-          REDIS_URL: redisUrl,
-          LOG_LEVEL: opts.logLevel ?? process.env.LOG_LEVEL ?? "info",
-        };
-        const child = track(spawnReplica(port, env, stdio), replicaIds[i]);
-        replicas[i] = child;
-        await waitForHttp(`http://127.0.0.1:${port}/readyz`, `replica ${port}`, child);
-      }),
-    );
+  /** Spawns replica `i` and waits for it; a replica that does not come up is killed, not left behind. */
+  const startReplica = async (i: number, restart: RestartOptions = {}) => {
+    const r = replicas[i] as Replica;
+    const child = track(spawnReplica(r.port, r.env, stdio), r.id, r.port);
+    r.child = child;
+    try {
+      await waitForHttp(`http://127.0.0.1:${r.port}/readyz`, `${r.id} on port ${r.port}`, child, restart.timeoutMs, {
+        replicaId: r.id,
+        anyStatus: restart.until === "listening",
+      });
+    } catch (err) {
+      await kill(child, "SIGKILL");
+      throw err;
+    }
+  };
+  const replicaAt = (index: number): Replica => {
+    const r = replicas[index];
+    if (!r) throw new Error(`no replica ${index} (the cluster has ${replicas.length})`);
+    return r;
+  };
+
+  const start = async (): Promise<ProcessCluster> => {
+    const redis = await startRedisServer({ stdio, bin: redisBin, persistence, dir: redisDir });
+    track(redis.child, "redis-server");
+
+    replicaPorts.forEach((port, i) => {
+      const env = {
+        ...opts.env,
+        REPLICA_ID: replicaIds[i] as string,
+        REDIS_URL: redis.url,
+        LOG_LEVEL: opts.logLevel ?? process.env.LOG_LEVEL ?? "info",
+      };
+      replicas.push({ id: replicaIds[i] as string, port, env });
+    });
+    await Promise.all(replicas.map((_, i) => startReplica(i)));
 
     writeFileSync(join(dir, "nginx.conf"), renderNginxConf(`127.0.0.1:${opts.port}`));
     writeFileSync(join(dir, "upstream.conf"), staticUpstream(replicaPorts.map((p) => `127.0.0.1:${p}`)));
@@ -141,24 +291,50 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
         { stdio },
       ),
       "nginx",
+      opts.port,
     );
     const url = `http://127.0.0.1:${opts.port}`;
-    await waitForHttp(`${url}/healthz`, "nginx", nginx);
+    // Through nginx, /healthz is answered by one of our replicas; anything else is another server on the port.
+    await waitForHttp(`${url}/healthz`, `nginx on port ${opts.port}`, nginx, undefined, { replicaId: replicaIds });
+
+    const clusterRedis: ClusterRedis = {
+      url: redis.url,
+      port: redis.port,
+      persistence,
+      dir: redis.dir,
+      pid: () => (redis.running() ? redis.child.pid : undefined),
+      kill: (signal) => kill(redis.child, signal),
+      async restart() {
+        await kill(redis.child, "SIGTERM");
+        await redis.restart();
+        track(redis.child, "redis-server");
+      },
+    };
 
     return {
       url,
       replicaUrls: replicaPorts.map((p) => `http://127.0.0.1:${p}`),
       replicaIds,
-      processCount: () => children.filter((c) => c.exitCode === null && c.signalCode === null).length,
-      async stopReplica(index) {
-        const child = replicas[index];
-        if (!child) throw new Error(`no replica ${index}`);
-        expectedExits.add(child);
-        child.kill("SIGTERM");
-        await waitForExit(child, 10_000);
+      redis: clusterRedis,
+      processCount: () => children.filter(isRunning).length,
+      replicaPid: (index) => {
+        const child = replicaAt(index).child;
+        return isRunning(child) ? child.pid : undefined;
+      },
+      stopReplica: (index) => kill(replicaAt(index).child, "SIGTERM"),
+      killReplica: (index, signal = "SIGKILL") => kill(replicaAt(index).child, signal),
+      async restartReplica(index, restart) {
+        await kill(replicaAt(index).child, "SIGTERM");
+        await startReplica(index, restart);
       },
       stop,
     };
+  };
+
+  try {
+    const cluster = await Promise.race([start(), startFailed]);
+    starting = false;
+    return cluster;
   } catch (err) {
     await stop();
     throw err;

@@ -88,16 +88,15 @@ export function roomEvents(
       await feed.start();
       if (since) page = await history.read(room, since, HISTORY_PAGE);
     } catch (err) {
-      feed.held.delete(socket.id);
+      feed.unhold(socket.id);
       void socket.leave(roomKey(room));
       log.warn({ room, err: (err as Error).message }, "join failed: room history unavailable");
       throw storeUnavailable("not joined");
     }
     if (!socket.connected || !socket.rooms.has(roomKey(room))) {
-      feed.held.delete(socket.id);
+      feed.unhold(socket.id);
       throw new EventError("NOT_A_MEMBER", `left room "${room}" before the join completed`);
     }
-    const held = feed.held.get(socket.id) ?? [];
     let result: JoinRoomResult;
     // The socket receives live messages after `from` (in `epoch`); older held ones it has already, or
     // never needed.
@@ -110,19 +109,16 @@ export function roomEvents(
       from = page.offset;
       result = { room, epoch: page.epoch, offset: page.offset, recovered: false, missed: 0 };
     } else {
-      const first = held[0];
+      // Without `since` the socket starts where the feed stands, or before the first entry it holds.
+      const first = feed.firstHeld(socket.id);
       from = first ? first.offset - 1 : feed.last;
       result = { room, epoch: first ? first.epoch : feed.epoch, offset: from, recovered: false, missed: 0 };
     }
     socket.emit("room-joined", room);
     log.debug({ socket: socket.id, room, since, recovered: result.recovered, missed: result.missed }, "joined room");
-    return new ThenAfterAck(result, () => {
-      const buffered = feed.held.get(socket.id) ?? held;
-      feed.held.delete(socket.id);
-      for (const entry of buffered) {
-        if (entry.epoch !== result.epoch || entry.offset > from) socket.emit("room-message-received", entry);
-      }
-    });
+    return new ThenAfterAck(result, () =>
+      feed.release(socket.id, result.epoch, from, (entry) => socket.emit("room-message-received", entry)),
+    );
   }
 
   return {
@@ -130,7 +126,7 @@ export function roomEvents(
     "join-room": defineEvent(app, "join-room", joinRoom, (socket, { room, since }) => {
       const joined = socket.join(roomKey(room));
       const feed = feeds.ensure(room);
-      feed.held.set(socket.id, []);
+      feed.hold(socket.id);
       const done = (joined instanceof Promise ? joined : Promise.resolve()).then(() =>
         replayAndJoin(socket, room, feed, since),
       );
@@ -140,7 +136,7 @@ export function roomEvents(
 
     "leave-room": defineEvent(app, "leave-room", roomName, async (socket, room) => {
       const key = requireMember(socket, room);
-      feeds.get(room)?.held.delete(socket.id);
+      feeds.get(room)?.unhold(socket.id);
       await socket.leave(key);
       socket.emit("room-left", room);
       log.debug({ socket: socket.id, room }, "left room");

@@ -5,6 +5,20 @@ import type { HistoryPage, RoomLog } from "./log.js";
 /** Delivers one entry to this replica's members of its room, except the sockets still being caught up. */
 export type Deliver = (entry: RoomMessage, except: readonly string[]) => void;
 
+type Emit = (entry: RoomMessage) => void;
+
+/**
+ * A socket that must not receive the room's broadcasts yet: while it joins, entries are buffered; once
+ * released, entries up to `through` are ones it already has (from its replay), later ones are passed on,
+ * until the feed itself has gone past `through` and the socket can take the room's broadcasts again.
+ */
+interface Holder {
+  buffer: RoomMessage[] | null;
+  emit?: Emit;
+  epoch?: string | null;
+  through?: number;
+}
+
 const PAGE = 100;
 // A hole the history cannot fill within this many pages is skipped (and logged): members detect it themselves.
 const MAX_FILL_PAGES = 20;
@@ -23,7 +37,9 @@ export class RoomFeed {
   private busy = false;
   private resyncWanted = false;
   private readonly queue: RoomMessage[] = [];
-  readonly held = new Map<string, RoomMessage[]>();
+  // Epochs this feed has left: a history that was lost never comes back, so their late entries are dropped.
+  private readonly retired = new Set<string>();
+  private readonly held = new Map<string, Holder>();
 
   constructor(
     readonly room: string,
@@ -59,6 +75,35 @@ export class RoomFeed {
     if (this.started && !this.busy) void this.drain();
   }
 
+  /** From now on, `socketId` gets nothing from the room's broadcasts: its entries are buffered. */
+  hold(socketId: string): void {
+    this.held.set(socketId, { buffer: [] });
+  }
+
+  firstHeld(socketId: string): RoomMessage | undefined {
+    return this.held.get(socketId)?.buffer?.[0];
+  }
+
+  unhold(socketId: string): void {
+    this.held.delete(socketId);
+  }
+
+  /**
+   * Ends a hold: the buffered entries after `through` (in `epoch`) go to `emit` now, and so do later ones
+   * until the room's broadcasts have caught up with what the socket already has.
+   */
+  release(socketId: string, epoch: string | null, through: number, emit: Emit): void {
+    const holder = this.held.get(socketId);
+    if (!holder) return;
+    const buffered = holder.buffer ?? [];
+    holder.buffer = null;
+    holder.emit = emit;
+    holder.epoch = epoch;
+    holder.through = through;
+    if (this.epoch !== epoch || this.last >= through) this.held.delete(socketId);
+    for (const entry of buffered) if (entry.epoch !== epoch || entry.offset > through) emit(entry);
+  }
+
   get position(): RoomPosition {
     return { epoch: this.epoch, offset: this.last };
   }
@@ -73,16 +118,11 @@ export class RoomFeed {
           continue;
         }
         const entry = this.queue[0] as RoomMessage;
-        if (entry.epoch !== this.epoch) {
-          if (this.epoch !== null) {
-            this.logger.warn(
-              { room: this.room, from: this.epoch, to: entry.epoch },
-              "room epoch changed: history was lost",
-            );
-          }
-          this.epoch = entry.epoch;
-          this.last = 0;
+        if (this.retired.has(entry.epoch)) {
+          this.queue.shift();
+          continue;
         }
+        if (entry.epoch !== this.epoch) this.switchEpoch(entry.epoch);
         if (entry.offset <= this.last) {
           this.queue.shift();
         } else if (entry.offset === this.last + 1) {
@@ -112,6 +152,13 @@ export class RoomFeed {
         return;
       }
       if (!page.recovered) {
+        if (page.epoch !== null && page.epoch !== this.epoch) {
+          // The history was lost and started again while this feed was not listening: follow the new one
+          // from its start.
+          this.switchEpoch(page.epoch);
+          target = Number.MAX_SAFE_INTEGER;
+          continue;
+        }
         if (page.epoch === this.epoch && page.offset < this.last) {
           // The store is behind what this replica already delivered: it lost acknowledged messages.
           await this.log
@@ -125,10 +172,28 @@ export class RoomFeed {
     }
   }
 
+  private switchEpoch(epoch: string): void {
+    if (this.epoch !== null) {
+      this.retired.add(this.epoch);
+      this.logger.warn({ room: this.room, from: this.epoch, to: epoch }, "room epoch changed: history was lost");
+    }
+    this.epoch = epoch;
+    this.last = 0;
+  }
+
   private deliver(entry: RoomMessage): void {
     this.last = entry.offset;
-    this.deliverTo(entry, this.held.size > 0 ? [...this.held.keys()] : []);
-    for (const buffer of this.held.values()) buffer.push(entry);
+    if (this.held.size === 0) return this.deliverTo(entry, []);
+    this.deliverTo(entry, [...this.held.keys()]);
+    for (const [socketId, holder] of this.held) {
+      if (holder.buffer) {
+        holder.buffer.push(entry);
+        continue;
+      }
+      const newer = entry.epoch !== holder.epoch || entry.offset > (holder.through as number);
+      if (newer) holder.emit?.(entry);
+      if (newer || entry.offset === holder.through) this.held.delete(socketId);
+    }
   }
 }
 

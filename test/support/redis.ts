@@ -1,7 +1,11 @@
-import { startRedisServer, type RedisServer } from "../../scripts/cluster/redis-server.js";
+import { startRedisServer, type RedisServer, type RedisServerOptions } from "../../scripts/cluster/redis-server.js";
 
 export { freePort, freePortRun } from "../../scripts/cluster/ports.js";
-export type { RedisServer } from "../../scripts/cluster/redis-server.js";
+export type { RedisPersistence, RedisServer } from "../../scripts/cluster/redis-server.js";
 
-/** A real redis-server for a test, on a free port or on `port` (to restart one in place). */
-export const startRedis = (port?: number): Promise<RedisServer> => startRedisServer("ignore", "redis-server", port);
+/**
+ * A real redis-server for a test: on a free port, on `port` (to restart one in place), or with options
+ * (persistence, for tests that kill and restart it).
+ */
+export const startRedis = (opts: number | RedisServerOptions = {}): Promise<RedisServer> =>
+  startRedisServer(typeof opts === "number" ? { port: opts } : opts);
