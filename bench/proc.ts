@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 const TICKS_PER_SECOND = 100;
 
@@ -10,6 +10,35 @@ export function cpuSeconds(pid: number): number {
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   return (utime + stime) / TICKS_PER_SECOND;
+}
+
+/**
+ * CPU time of a process in nanoseconds: the time on CPU of each of its threads, from
+ * /proc/<pid>/task/<tid>/schedstat (exact, where /proc/<pid>/stat counts 10 ms ticks). Falls back to the ticks.
+ */
+export function cpuNanoseconds(pid: number): number {
+  try {
+    let total = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      } catch {
+        // the thread ended in between
+      }
+    }
+    return total;
+  } catch {
+    return cpuSeconds(pid) * 1e9;
+  }
+}
+
+/** Busy and steal time of the whole machine in seconds (all cores), from the `cpu` line of /proc/stat. */
+export function machineCpu(): { busy: number; steal: number } {
+  const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
+  // cpu user nice system idle iowait irq softirq steal guest guest_nice
+  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0);
+  return { busy: busy / TICKS_PER_SECOND, steal: (steal ?? 0) / TICKS_PER_SECOND };
 }
 
 export interface ProcessCounters {

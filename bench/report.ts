@@ -73,7 +73,7 @@ export function renderTable(summary: Summary): string {
   const rows = summary.setups.map(
     (s) =>
       `| ${s.name} | ${Math.round(s.deliveredPerSec).toLocaleString("en-US")} | ${f(s.cpuUsPerMsg)} | ${f(s.writesPerMsg, 3)} | ` +
-      `${f(s.deliveryRatio * 100)} % | ${f(s.p50)} | ${f(s.p99)} | ${s.name.startsWith("cluster") ? f(s.remoteP99) : "–"} | ` +
+      `${f(s.deliveryRatio * 100)} % | ${f(s.p50)} | ${f(s.p99)} | ${s.name.includes("cluster") ? f(s.remoteP99) : "–"} | ` +
       `${s.rssPerConn === undefined ? "–" : f(s.rssPerConn / 1024)} |`,
   );
   const r = ratios(summary);

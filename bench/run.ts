@@ -2,12 +2,17 @@
  * `npm run bench [-- --quick] [-- --publish]`: every setup on the same workload in one run, from
  * separate load processes over loopback. Prints a markdown table, writes bench/results/latest.json and
  * the chart; --publish also rewrites docs/benchmarks.md.
+ *
+ * `--workload=chat` runs the steady chat-rate room workload instead (bench/chat.ts; default setups
+ * vanilla-cluster-3, single, cluster-3; writes bench/results/chat-latest.{md,json}); `--workload=all` runs
+ * both, the fan-out one first. Without the option only the fan-out workload runs, as before.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { arg, median, percentile, processCounters, rssBytes, totalCpu, type ProcessCounters } from "./proc.js";
 import { renderChart, renderDoc, renderTable, type SetupSummary, type Summary } from "./report.js";
-import { startSetup, type RunningSetup, type SetupName } from "./setups.js";
+import { CHAT_SETUPS, runChat } from "./chat.js";
+import { SETUP_NAMES, startSetup, type RunningSetup, type SetupName } from "./setups.js";
 import { startWorker, type Worker } from "./workers.js";
 
 const quick = process.argv.includes("--quick");
@@ -28,6 +33,11 @@ const P = {
 const ALL_SETUPS: SetupName[] = ["raw-ws", "single", "cluster-2", "cluster-3"];
 // --setups=raw-ws,single and --runs=N narrow a run while working on one figure; published runs use all.
 const SETUPS = (arg("setups")?.split(",") as SetupName[] | undefined) ?? ALL_SETUPS;
+for (const name of SETUPS)
+  if (!SETUP_NAMES.includes(name)) throw new Error(`unknown setup "${name}": one of ${SETUP_NAMES.join(", ")}`);
+const WORKLOAD = arg("workload") ?? "fanout";
+if (!["fanout", "chat", "all"].includes(WORKLOAD))
+  throw new Error(`--workload: fanout, chat or all, not "${WORKLOAD}"`);
 const ROOT = new URL("../", import.meta.url).pathname;
 
 async function connectWorkers(setup: RunningSetup, clients: number, count: number, withPublisher: boolean) {
@@ -161,6 +171,8 @@ async function main() {
   const results: Record<SetupName, Throughput[]> = {
     "raw-ws": [],
     vanilla: [],
+    "vanilla-cluster-2": [],
+    "vanilla-cluster-3": [],
     single: [],
     "cluster-2": [],
     "cluster-3": [],
@@ -225,5 +237,6 @@ function publishDocs(summary: Summary): void {
 if (process.argv.includes("--render")) {
   publishDocs(JSON.parse(readFileSync(`${ROOT}docs/benchmark-results.json`, "utf8")) as Summary);
 } else {
-  await main();
+  if (WORKLOAD !== "chat") await main();
+  if (WORKLOAD !== "fanout") await runChat(arg("setups") ? SETUPS : CHAT_SETUPS, quick);
 }

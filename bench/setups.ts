@@ -5,7 +5,18 @@ import { freePort } from "../scripts/cluster/ports.js";
 import { startRedisServer } from "../scripts/cluster/redis-server.js";
 import type { Mode } from "./load.js";
 
-export type SetupName = "raw-ws" | "vanilla" | "single" | "cluster-2" | "cluster-3";
+export type SetupName =
+  "raw-ws" | "vanilla" | "vanilla-cluster-2" | "vanilla-cluster-3" | "single" | "cluster-2" | "cluster-3";
+
+export const SETUP_NAMES: readonly SetupName[] = [
+  "raw-ws",
+  "vanilla",
+  "vanilla-cluster-2",
+  "vanilla-cluster-3",
+  "single",
+  "cluster-2",
+  "cluster-3",
+];
 
 export interface RunningSetup {
   mode: Mode;
@@ -13,6 +24,8 @@ export interface RunningSetup {
   urls: string[];
   /** Server-side processes whose CPU counts (replicas, and Redis for clusters). */
   pids: number[];
+  /** redis-server, one of `pids`, for the clusters. */
+  redisPid?: number;
   /** The process whose memory per connection is measured (the single replica). */
   mainPid: number;
   stop(): Promise<void>;
@@ -29,36 +42,79 @@ const PROFILE_ARGS = [
 const stopAll = (children: ChildProcess[]): Promise<void> =>
   Promise.all(children.map((c) => (c.kill("SIGTERM"), waitForExit(c, 10_000)))).then(() => undefined);
 
-/** A one-process baseline server from bench/servers/, which reports over IPC once it listens. */
-async function startForked(script: string, mode: Mode): Promise<RunningSetup> {
+/** A baseline server process from bench/servers/, which reports over IPC once it listens. */
+async function forkServer(
+  script: string,
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();
   const child = fork(`${ROOT}bench/servers/${script}`, [], {
     execArgv: [...PROFILE_ARGS, "--import", "tsx"],
-    env: { ...process.env, PORT: String(port) },
+    env: { ...process.env, ...env, PORT: String(port) },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
-  await new Promise<void>((resolve, reject) => {
-    child.once("message", () => resolve());
-    child.once("exit", (code) => reject(new Error(`${script} exited with ${code}`)));
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${script} not listening within 20 s`)), 20_000);
+      child.once("message", () => (clearTimeout(timer), resolve()));
+      child.once("exit", (code) => (clearTimeout(timer), reject(new Error(`${script} exited with ${code}`))));
+    });
+  } catch (err) {
+    await stopAll([child]);
+    throw err;
+  }
+  return { child, url: `http://127.0.0.1:${port}` };
+}
+
+async function startForked(script: string, mode: Mode): Promise<RunningSetup> {
+  const { child, url } = await forkServer(script);
   return {
     mode,
-    urls: [`http://127.0.0.1:${port}`],
+    urls: [url],
     pids: [child.pid as number],
     mainPid: child.pid as number,
     stop: () => stopAll([child]),
   };
 }
 
+/** Plain Socket.IO (bench/servers/vanilla-socketio.ts) with @socket.io/redis-adapter: N replicas and Redis. */
+async function startVanillaCluster(replicas: number): Promise<RunningSetup> {
+  const children: ChildProcess[] = [];
+  try {
+    const redis = await startRedisServer();
+    children.push(redis.child);
+    const started = await Promise.allSettled(
+      Array.from({ length: replicas }, () => forkServer("vanilla-socketio.ts", { REDIS_URL: redis.url })),
+    );
+    const servers = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+    children.push(...servers.map((s) => s.child));
+    const failed = started.find((s) => s.status === "rejected");
+    if (failed) throw failed.reason;
+    return {
+      mode: "sio",
+      urls: servers.map((s) => s.url),
+      pids: children.map((c) => c.pid as number),
+      redisPid: redis.child.pid as number,
+      mainPid: servers[0]?.child.pid as number,
+      stop: () => stopAll(children),
+    };
+  } catch (err) {
+    await stopAll(children);
+    throw err;
+  }
+}
+
 async function startOurs(replicas: number): Promise<RunningSetup> {
   const children: ChildProcess[] = [];
   const pids: number[] = [];
   const env: Record<string, string> = { LOG_LEVEL: "info" };
+  let redisPid: number | undefined;
   try {
     if (replicas > 1) {
       const redis = await startRedisServer();
       children.push(redis.child);
-      pids.push(redis.child.pid as number);
+      redisPid = redis.child.pid as number;
+      pids.push(redisPid);
       env.REDIS_URL = redis.url;
       env.REDIS_KEY_PREFIX = `bench-${randomUUID()}:`;
     }
@@ -82,6 +138,7 @@ async function startOurs(replicas: number): Promise<RunningSetup> {
       mode: "sio",
       urls,
       pids,
+      redisPid,
       mainPid: children[children.length - 1]?.pid as number,
       stop: () => stopAll(children),
     };
@@ -97,6 +154,10 @@ export function startSetup(name: SetupName): Promise<RunningSetup> {
       return startForked("raw-ws.ts", "raw");
     case "vanilla":
       return startForked("vanilla-socketio.ts", "sio");
+    case "vanilla-cluster-2":
+      return startVanillaCluster(2);
+    case "vanilla-cluster-3":
+      return startVanillaCluster(3);
     case "single":
       return startOurs(1);
     case "cluster-2":

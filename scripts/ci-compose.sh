@@ -13,7 +13,7 @@ set +a
 export NGINX_UPSTREAM=${NGINX_UPSTREAM:-upstream.static.conf} LB_PORT=${LB_PORT:-5600}
 compose() { docker-compose -p rtci "$@"; }
 log() { echo "--- [compose] $*"; }
-trap 'compose down -t 15 >/dev/null 2>&1 || true' EXIT
+trap 'compose down -v -t 15 >/dev/null 2>&1 || true' EXIT
 
 compose config -q
 log "docker-compose.yml is valid"

@@ -77,7 +77,14 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
     dedupeWindowS: config.dedupeWindowS,
   };
   const history: RoomLog = redis
-    ? createRedisLog({ commands: redis.pub, subscriber: redis.feed, keyPrefix: config.redisKeyPrefix, limits, log })
+    ? createRedisLog({
+        commands: redis.pub,
+        subscriber: redis.feed,
+        keyPrefix: config.redisKeyPrefix,
+        limits,
+        commandTimeoutMs: config.redisCommandTimeoutMs,
+        log,
+      })
     : createMemoryLog(limits);
   const metrics = createMetrics({
     replicaId: config.replicaId,

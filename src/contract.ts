@@ -27,64 +27,29 @@ export interface BroadcastMessage {
   message: string;
 }
 
-/**
- * A position in a room's history: the last offset seen in one epoch. A room without history yet is at
- * `{ epoch: null, offset: 0 }`.
- */
-export interface RoomPosition {
-  epoch: string | null;
-  offset: number;
-}
+import type {
+  JoinRoomAck,
+  JoinRoomRequest,
+  RoomHistoryAck,
+  RoomHistoryRequest,
+  RoomMessageAck,
+  RoomMessageReceived,
+  RoomMessageRequest,
+} from "./client/protocol.js";
 
-/** A room message as members receive it, live or replayed: offsets are 1, 2, 3 … within one epoch. */
-export interface RoomMessage {
-  from: string;
-  room: string;
-  message: string;
-  /** The sender's idempotency key, or one the server made. */
-  id: string;
-  offset: number;
-  epoch: string;
-}
-
-export interface RoomMessageRequest {
-  room: string;
-  message: string;
-  /** Idempotency key (≤ 64 chars): a resend with the same id is acknowledged once and delivered once. */
-  id?: string;
-}
-
-export interface JoinRoomRequest {
-  room: string;
-  /** Replay what was missed after this position (up to 100 messages, before the ack). */
-  since?: RoomPosition;
-}
-
-export interface JoinRoomResult {
-  room: string;
-  /** The room's latest position. */
-  epoch: string | null;
-  offset: number;
-  /** Whether every message after `since` was (or can be, with room-history) delivered. */
-  recovered: boolean;
-  /** Messages replayed before this ack. */
-  missed: number;
-}
-
-export interface RoomHistoryRequest {
-  room: string;
-  since: RoomPosition;
-  /** At most 100 (the default). */
-  limit?: number;
-}
-
-export interface RoomHistoryResult {
-  room: string;
-  epoch: string | null;
-  offset: number;
-  recovered: boolean;
-  messages: RoomMessage[];
-}
+// The room-history part of the contract lives beside the client helper (browser-safe, types only).
+export type {
+  JoinRoomAck,
+  JoinRoomRequest,
+  RoomHistoryAck,
+  RoomHistoryRequest,
+  RoomMessageAck,
+  RoomMessageReceived,
+  RoomMessageRequest,
+  RoomPosition,
+} from "./client/protocol.js";
+/** A room message as members receive it (`room-message-received`). */
+export type RoomMessage = RoomMessageReceived;
 
 export interface ServerInfo {
   replica: string;
@@ -95,10 +60,10 @@ export interface ServerInfo {
 export interface ClientToServerEvents {
   echo: (payload?: unknown, ack?: Ack) => void;
   broadcast: (message: string, ack?: Ack) => void;
-  "join-room": (room: string | JoinRoomRequest, ack?: Ack<JoinRoomResult>) => void;
+  "join-room": (room: string | JoinRoomRequest, ack?: Ack<JoinRoomAck>) => void;
   "leave-room": (room: string, ack?: Ack<{ room: string }>) => void;
-  "room-message": (payload: RoomMessageRequest, ack?: Ack<{ room: string; epoch: string; offset: number }>) => void;
-  "room-history": (request: RoomHistoryRequest, ack: Ack<RoomHistoryResult>) => void;
+  "room-message": (payload: RoomMessageRequest, ack?: Ack<RoomMessageAck>) => void;
+  "room-history": (request: RoomHistoryRequest, ack: Ack<RoomHistoryAck>) => void;
   "get-time": (ack?: Ack<{ time: string }>) => void;
   "update-list": (list: unknown[], ack?: Ack<{ count: number }>) => void;
   chat: (message: string, ack?: Ack) => void;

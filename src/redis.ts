@@ -25,6 +25,9 @@ function connect(url: string, role: "pub" | "sub" | "feed", log: Logger, options
     // reconnection attempts rather than queueing without bound while Redis is away.
     maxRetriesPerRequest: role === "pub" ? 2 : null,
     commandTimeout: role === "pub" ? options.commandTimeoutMs : undefined,
+    // A command in flight when the connection drops has an unknown outcome: fail it (callers resend with
+    // their idempotency key) rather than replay it into a Redis that may have restarted without its data.
+    autoResendUnfulfilledCommands: role !== "pub",
     // Publishes issued in one tick (a burst of broadcasts) leave as one write, so Redis answers the
     // subscribers with one write too: each replica then handles the burst in one wake-up instead of many.
     enableAutoPipelining: role === "pub",

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { HISTORY_PAGE_LIMIT, MAX_MESSAGE_ID_LENGTH } from "./client/protocol.js";
 
 export const MAX_MESSAGE_BYTES = 16 * 1024;
 export const MAX_LIST_ITEMS = 1000;
@@ -11,8 +12,8 @@ export const messageText = z
   .string({ error: "message must be a string" })
   .refine((s) => Buffer.byteLength(s) <= MAX_MESSAGE_BYTES, `message must be at most ${MAX_MESSAGE_BYTES} bytes`);
 
-export const MAX_ID_LENGTH = 64;
-export const HISTORY_PAGE = 100;
+export const MAX_ID_LENGTH = MAX_MESSAGE_ID_LENGTH;
+export const HISTORY_PAGE = HISTORY_PAGE_LIMIT;
 
 const messageId = z
   .string({ error: "id must be a string" })

@@ -2,13 +2,21 @@
  * Baseline: Socket.IO 4 as its documentation shows it. In-memory adapter, the same event names as our
  * server, and nothing else: no validation, no membership checks, no logging, no metrics, no write
  * batching. Not in the default set of setups; `--setups=vanilla,...` adds it, and `npm run bench:hops`
- * uses it for the latency floor.
+ * uses it for the latency floor. With REDIS_URL it is one replica of a vanilla cluster
+ * (`vanilla-cluster-N`): @socket.io/redis-adapter over two ioredis connections, with their defaults.
  */
 import { createServer } from "node:http";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { Redis } from "ioredis";
 import { Server } from "socket.io";
 
+const redisUrl = process.env.REDIS_URL;
+const pub = redisUrl ? new Redis(redisUrl) : undefined;
+const sub = pub?.duplicate();
+for (const client of [pub, sub]) client?.on("error", () => undefined);
+
 const http = createServer();
-const io = new Server(http, { serveClient: false });
+const io = new Server(http, { serveClient: false, adapter: pub && sub ? createAdapter(pub, sub) : undefined });
 
 io.on("connection", (socket) => {
   socket.on("broadcast", (message: string) => {
@@ -19,9 +27,13 @@ io.on("connection", (socket) => {
     socket.emit("room-joined", room);
     ack?.({ ok: true, room });
   });
-  socket.on("room-message", ({ room, message }: { room: string; message: string }) => {
+  socket.on("room-message", ({ room, message }: { room: string; message: string }, ack?: (result: object) => void) => {
     io.to(room).emit("room-message-received", { from: socket.id, room, message });
+    ack?.({ ok: true });
   });
 });
 
+// The adapter subscribed when the namespace was created; a ping on the subscriber connection is answered
+// after that subscription, so once it returns no broadcast from another replica can be missed.
+if (sub) await sub.ping();
 http.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () => process.send?.("ready"));

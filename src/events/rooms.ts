@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { JoinRoomResult, RoomMessage, RoomPosition } from "../contract.js";
+import type { JoinRoomAck, RoomMessage, RoomPosition } from "../contract.js";
 import type { RoomFeed } from "../history/feeds.js";
 import type { HistoryPage } from "../history/log.js";
 import { HISTORY_PAGE, joinRoom, roomHistory, roomMessage, roomName } from "../schemas.js";
@@ -97,7 +97,7 @@ export function roomEvents(
       feed.unhold(socket.id);
       throw new EventError("NOT_A_MEMBER", `left room "${room}" before the join completed`);
     }
-    let result: JoinRoomResult;
+    let result: JoinRoomAck;
     // The socket receives live messages after `from` (in `epoch`); older held ones it has already, or
     // never needed.
     let from: number;

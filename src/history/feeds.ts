@@ -160,10 +160,9 @@ export class RoomFeed {
           continue;
         }
         if (page.epoch === this.epoch && page.offset < this.last) {
-          // The store is behind what this replica already delivered: it lost acknowledged messages.
-          await this.log
-            .markDiscontinuity(`room ${this.room} is at ${page.offset}, replica saw ${this.last}`)
-            .catch((err: Error) => this.logger.error({ err: err.message }, "cannot mark history discontinuity"));
+          // The store is behind what this replica already delivered: it lost acknowledged messages. The
+          // next append passes this feed's position, and the log starts a new epoch instead of reusing offsets.
+          this.logger.error({ room: this.room, store: page.offset, delivered: this.last }, "room history rolled back");
         }
         return;
       }

@@ -53,8 +53,6 @@ export interface RoomLog {
   onEntry(listener: (entry: RoomMessage) => void): void;
   /** The live feed may have missed entries (its connection was lost): every room should catch up. */
   onResync(listener: () => void): void;
-  /** Continuity can no longer be proven for any room: each starts a new epoch on its next append. */
-  markDiscontinuity(reason: string): Promise<void>;
   close(): void;
 }
 

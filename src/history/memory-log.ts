@@ -87,7 +87,6 @@ export function createMemoryLog(limits: HistoryLimits, now: () => number = Date.
     onEntry: (listener) => void listeners.push(listener),
     // One process: the feed is a function call and never misses anything.
     onResync: () => undefined,
-    markDiscontinuity: () => Promise.resolve(),
     close: () => clearInterval(sweep),
   };
 }

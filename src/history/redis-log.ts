@@ -72,11 +72,24 @@ end
 return out
 `;
 
+// Run by the first replica to reconnect: a heartbeat below what this replica saw means Redis lost writes.
+// The generation then moves on (every room starts a new epoch), and the heartbeat jumps far ahead so that
+// the other replicas, checking the same loss after it, find nothing more to do.
+const CHECK = `
+local found = tonumber(redis.call('GET', KEYS[1]) or '0')
+local expected = tonumber(ARGV[1])
+if found >= expected then return {0, 0, found} end
+local generation = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], expected + 1000000)
+return {1, generation, found}
+`;
+
 const BEAT_MS = 500;
 
 interface Commands {
   rtAppend(...args: Array<string | number>): Promise<[string, number, number, string]>;
   rtRead(...args: Array<string | number>): Promise<Array<string | number>>;
+  rtCheck(...args: Array<string | number>): Promise<[number, number, number]>;
 }
 
 interface Record {
@@ -93,10 +106,13 @@ export interface RedisLogOptions {
   subscriber: Redis;
   keyPrefix: string;
   limits: HistoryLimits;
+  /** How long an append or read waits for a reconnecting Redis before its outcome is unknown. */
+  commandTimeoutMs: number;
   log: Logger;
 }
 
-export function createRedisLog({ commands, subscriber, keyPrefix, limits, log }: RedisLogOptions): RoomLog {
+export function createRedisLog(options: RedisLogOptions): RoomLog {
+  const { commands, subscriber, keyPrefix, limits, commandTimeoutMs, log } = options;
   const base = `${keyPrefix}v${VERSION}:`;
   const tag = (room: string) => `${base}{r:${room}}:`;
   const channelPrefix = base + "{r:";
@@ -105,6 +121,7 @@ export function createRedisLog({ commands, subscriber, keyPrefix, limits, log }:
   const beatKey = `${base}beat`;
   commands.defineCommand("rtAppend", { numberOfKeys: 4, lua: APPEND });
   commands.defineCommand("rtRead", { numberOfKeys: 3, lua: READ });
+  commands.defineCommand("rtCheck", { numberOfKeys: 2, lua: CHECK });
   const redis = commands as unknown as Commands;
 
   const entryListeners: Array<(entry: RoomMessage) => void> = [];
@@ -151,44 +168,57 @@ export function createRedisLog({ commands, subscriber, keyPrefix, limits, log }:
 
   // The heartbeat: a Redis that comes back with a smaller counter has lost acknowledged writes (a crash
   // inside its fsync window, or no persistence at all), so no room's continuity can be proven any more.
+  // While the command connection is down, appends and reads wait behind a gate until that check is done:
+  // nothing may be written to a Redis whose history is not known to be whole.
   let highestBeat = 0;
-  let checking: Promise<void> | undefined;
+  let gate: { opened: Promise<void>; open(): void } | undefined;
   const beat = setInterval(() => {
-    if (commands.status !== "ready" || checking) return;
+    if (commands.status !== "ready" || gate) return;
     commands.incr(beatKey).then(
       (value) => void (highestBeat = Math.max(highestBeat, value)),
       () => undefined,
     );
   }, BEAT_MS);
   beat.unref();
-  let commandsWereReady = false;
+  commands.on("close", () => {
+    if (highestBeat === 0 || gate) return;
+    let open = () => undefined as void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    gate = { opened, open };
+  });
   commands.on("ready", () => {
-    if (!commandsWereReady || highestBeat === 0) {
-      commandsWereReady = true;
-      return;
-    }
-    checking = (async () => {
-      const now = Number((await commands.get(beatKey)) ?? 0);
-      if (now < highestBeat)
-        await markDiscontinuity(
-          `redis restarted without writes it had acknowledged (heartbeat ${now} < ${highestBeat})`,
-        );
-    })()
-      .catch((err: Error) => log.warn({ err: err.message }, "redis continuity check failed"))
+    const closed = gate;
+    if (!closed) return;
+    redis
+      .rtCheck(beatKey, genKey, highestBeat)
+      .then(
+        ([lost, generation, found]) => {
+          if (lost === 1) {
+            log.error(
+              { generation, heartbeat: found, expected: highestBeat },
+              "redis lost acknowledged writes: every room's history restarts with a new epoch",
+            );
+          }
+        },
+        (err: Error) => log.warn({ err: err.message }, "redis continuity check failed"),
+      )
       .finally(() => {
-        checking = undefined;
+        gate = undefined;
+        closed.open();
       });
   });
 
-  async function markDiscontinuity(reason: string): Promise<void> {
-    const generation = await commands.incr(genKey);
-    highestBeat = 0;
-    log.error({ generation, reason }, "room history continuity lost: every room starts a new epoch");
-  }
+  const passGate = async (): Promise<void> => {
+    if (!gate) return;
+    const timeout = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error("redis is reconnecting")), commandTimeoutMs).unref(),
+    );
+    await Promise.race([gate.opened, timeout]);
+  };
 
   return {
     async append(entry: NewEntry, known: RoomPosition | undefined): Promise<Appended> {
-      if (checking) await checking;
+      await passGate();
       const prefix = tag(entry.room);
       const record: Record = { v: VERSION, id: entry.id, from: entry.from, message: entry.message };
       const [epoch, offset, duplicate, rotated] = await redis.rtAppend(
@@ -214,6 +244,7 @@ export function createRedisLog({ commands, subscriber, keyPrefix, limits, log }:
     },
 
     async read(room: string, since: RoomPosition | null, limit: number): Promise<HistoryPage> {
+      await passGate();
       const prefix = tag(room);
       const reply = await redis.rtRead(
         `${prefix}m`,
@@ -256,7 +287,6 @@ export function createRedisLog({ commands, subscriber, keyPrefix, limits, log }:
 
     onEntry: (listener) => void entryListeners.push(listener),
     onResync: (listener) => void resyncListeners.push(listener),
-    markDiscontinuity,
     close: () => clearInterval(beat),
   };
 }

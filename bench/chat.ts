@@ -1,0 +1,357 @@
+/**
+ * The "chat-rate" workload (`npm run bench -- --workload=chat`): rooms of `roomSize` members, clients spread
+ * round-robin over the replicas (so a room's members spread over them), the first `senders` members of
+ * every room send one `room-message` (with an acknowledgement) at a steady rate, staggered over the whole
+ * run so that every message travels alone: no batching. Per setup: replica and Redis CPU per delivered
+ * message (separately), delivered / expected, p50 / p99 latency and cross-replica p99. Setups are
+ * interleaved run by run; the summary holds medians and the min–max of the runs.
+ *
+ * Only `{ ok }` of the acks and the `room` / `message` fields of `room-message-received` are relied on:
+ * the send time and the sender's replica travel inside the message text.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { arg, cpuNanoseconds, machineCpu, median, percentile, processCounters } from "./proc.js";
+import { startSetup, type SetupName } from "./setups.js";
+import { startWorker, type Worker } from "./workers.js";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export const CHAT_SETUPS: SetupName[] = ["vanilla-cluster-3", "single", "cluster-3"];
+
+export interface ChatParams {
+  runs: number;
+  clients: number;
+  loadProcesses: number;
+  roomSize: number;
+  /** Senders per room (the first members of each room). */
+  senders: number;
+  /** Messages per second per sender. */
+  ratePerSender: number;
+  warmupMs: number;
+  durationMs: number;
+}
+
+export function chatParams(quick: boolean): ChatParams {
+  const num = (name: string, fallback: number, min: number, max: number) => {
+    const value = Number(arg(name) ?? fallback);
+    if (!Number.isFinite(value) || value < min || value > max) throw new Error(`--${name}: expected ${min}..${max}`);
+    return value;
+  };
+  const p: ChatParams = {
+    runs: num("runs", quick ? 2 : 3, 1, 10),
+    clients: num("chat-clients", 200, 2, 5000),
+    loadProcesses: 2,
+    roomSize: num("chat-room-size", 20, 2, 1000),
+    senders: num("chat-senders", 10, 1, 1000),
+    ratePerSender: num("chat-rate", 2, 0.1, 50),
+    warmupMs: 2000,
+    durationMs: num("chat-seconds", quick ? 6 : 15, 1, 120) * 1000,
+  };
+  if (p.clients % (p.roomSize * p.loadProcesses) !== 0)
+    throw new Error(`--chat-clients must be a multiple of ${p.loadProcesses} × the room size (${p.roomSize})`);
+  if (p.senders > p.roomSize) throw new Error("--chat-senders must be at most the room size");
+  return p;
+}
+
+interface ChatStats {
+  delivered: number;
+  acked: number;
+  failed: number;
+  firstFailure: string | undefined;
+}
+
+export interface ChatRun {
+  sent: number;
+  expected: number;
+  delivered: number;
+  deliveryRatio: number;
+  ackFailures: number;
+  /** Messages sent per second over the measured phase (the target is rooms × senders × rate). */
+  sendRate: number;
+  /** CPU (user + system, all threads) of the replicas, per delivered message. */
+  replicaCpuUsPerMsg: number;
+  /** CPU of redis-server per delivered message; NaN without Redis. */
+  redisCpuUsPerMsg: number;
+  /** write-family syscalls of the replicas per delivered message. */
+  replicaWritesPerMsg: number;
+  p50: number;
+  p99: number;
+  max: number;
+  /** Deliveries to a member on another replica than the sender's; NaN with one replica. */
+  remoteP99: number;
+  remoteSamples: number;
+  /**
+   * Noise: cores busy during the measured phase outside the server processes (the load processes, the
+   * orchestrator, and anything else on the machine), and cores stolen by the hypervisor.
+   */
+  otherCores: number;
+  stealCores: number;
+}
+
+const stats = async (workers: Worker[]): Promise<ChatStats> => {
+  const all = await Promise.all(workers.map((w) => w.ask<ChatStats>({ cmd: "stats" }, "stats")));
+  return {
+    delivered: all.reduce((sum, s) => sum + s.delivered, 0),
+    acked: all.reduce((sum, s) => sum + s.acked, 0),
+    failed: all.reduce((sum, s) => sum + s.failed, 0),
+    firstFailure: all.find((s) => s.firstFailure)?.firstFailure,
+  };
+};
+
+/** Waits (bounded) until `expected` deliveries and `sent` acks are in. */
+async function drain(workers: Worker[], expected: number, sent: number, ms: number): Promise<ChatStats> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const s = await stats(workers);
+    if ((s.delivered >= expected && s.acked + s.failed >= sent) || Date.now() > deadline) return s;
+    await sleep(20);
+  }
+}
+
+/** One phase of steady sending from every load process, starting together; returns the messages sent. */
+async function sendPhase(workers: Worker[], p: ChatParams, durationMs: number): Promise<number> {
+  const startAt = now() + 300;
+  const sent = await Promise.all(
+    workers.map((w) =>
+      w.ask<{ sent: number }>(
+        {
+          cmd: "chat",
+          startAt,
+          ratePerSender: p.ratePerSender,
+          durationMs,
+          totalSenders: (p.clients / p.roomSize) * p.senders,
+        },
+        "sent",
+      ),
+    ),
+  );
+  return sent.reduce((sum, s) => sum + s.sent, 0);
+}
+
+async function measureChat(name: SetupName, p: ChatParams): Promise<ChatRun> {
+  const setup = await startSetup(name);
+  const workers: Worker[] = [];
+  try {
+    workers.push(...(await Promise.all(Array.from({ length: p.loadProcesses }, startWorker))));
+    const perProcess = p.clients / p.loadProcesses;
+    await Promise.all(
+      workers.map((w, i) =>
+        w.ask(
+          {
+            cmd: "chat-connect",
+            urls: setup.urls,
+            count: perProcess,
+            offset: i * perProcess,
+            roomSize: p.roomSize,
+            rooms: p.clients / p.roomSize,
+            senders: p.senders,
+          },
+          "connected",
+        ),
+      ),
+    );
+    const replicaPids = setup.pids.filter((pid) => pid !== setup.redisPid);
+    const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuNanoseconds(pid), 0);
+    const writesOf = (pids: number[]) => pids.reduce((sum, pid) => sum + processCounters(pid).writes, 0);
+
+    // Warm-up (JIT, connections to Redis, subscriptions), not measured.
+    await Promise.all(workers.map((w) => w.ask({ cmd: "reset", record: false }, "reset")));
+    const warm = await sendPhase(workers, p, p.warmupMs);
+    await drain(workers, warm * p.roomSize, warm, 5000);
+
+    await Promise.all(workers.map((w) => w.ask({ cmd: "reset", record: true }, "reset")));
+    const replicaCpu0 = cpuOf(replicaPids);
+    const redisCpu0 = setup.redisPid ? cpuNanoseconds(setup.redisPid) : NaN;
+    const writes0 = writesOf(replicaPids);
+    const machine0 = machineCpu();
+    const t0 = now();
+    const sent = await sendPhase(workers, p, p.durationMs);
+    const sendSeconds = (now() - t0 - 300) / 1000;
+    const expected = sent * p.roomSize;
+    const s = await drain(workers, expected, sent, 5000);
+    const replicaCpu = cpuOf(replicaPids) - replicaCpu0;
+    const redisCpu = setup.redisPid ? cpuNanoseconds(setup.redisPid) - redisCpu0 : NaN;
+    const writes = writesOf(replicaPids) - writes0;
+    const machine1 = machineCpu();
+    const elapsed = (now() - t0) / 1000;
+    const serverCpu = (replicaCpu + (Number.isNaN(redisCpu) ? 0 : redisCpu)) / 1e9;
+    if (s.firstFailure) console.log(`  ${name}: ${s.failed} failed acks, first: ${s.firstFailure}`);
+
+    const samples = await Promise.all(
+      workers.map((w) => w.ask<{ latencies: number[]; remoteLatencies: number[] }>({ cmd: "latencies" }, "latencies")),
+    );
+    const all = samples.flatMap((x) => x.latencies).sort((a, b) => a - b);
+    const remote = samples.flatMap((x) => x.remoteLatencies).sort((a, b) => a - b);
+    const delivered = Math.max(1, s.delivered);
+    return {
+      sent,
+      expected,
+      delivered: s.delivered,
+      deliveryRatio: s.delivered / expected,
+      ackFailures: s.failed + (sent - s.acked - s.failed),
+      sendRate: sent / sendSeconds,
+      replicaCpuUsPerMsg: replicaCpu / 1000 / delivered,
+      redisCpuUsPerMsg: redisCpu / 1000 / delivered,
+      replicaWritesPerMsg: writes / delivered,
+      p50: percentile(all, 50),
+      p99: percentile(all, 99),
+      max: percentile(all, 100),
+      remoteP99: setup.urls.length > 1 ? percentile(remote, 99) : NaN,
+      remoteSamples: remote.length,
+      otherCores: (machine1.busy - machine0.busy - serverCpu) / elapsed,
+      stealCores: (machine1.steal - machine0.steal) / elapsed,
+    };
+  } finally {
+    await Promise.all(workers.map((w) => w.ask({ cmd: "close" }, "closed").catch(() => undefined)));
+    await setup.stop();
+  }
+}
+
+/** The median of the runs and their spread. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+const METRICS = [
+  "replicaCpuUsPerMsg",
+  "redisCpuUsPerMsg",
+  "replicaWritesPerMsg",
+  "deliveryRatio",
+  "sendRate",
+  "p50",
+  "p99",
+  "remoteP99",
+  "otherCores",
+] as const;
+type Metric = (typeof METRICS)[number];
+
+export interface ChatSetupSummary {
+  name: SetupName;
+  stats: Record<Metric, Spread>;
+  ackFailures: number;
+  runs: ChatRun[];
+}
+
+export interface ChatSummary {
+  workload: "chat-rate";
+  date: string;
+  commit: string;
+  quick: boolean;
+  params: ChatParams & { rooms: number; messagesPerSec: number; deliveriesPerSec: number };
+  machine: { cpus: number; model: string; memGiB: number };
+  node: string;
+  seconds: number;
+  setups: ChatSetupSummary[];
+}
+
+function spread(values: number[]): Spread {
+  const finite = values.filter((v) => !Number.isNaN(v));
+  if (finite.length === 0) return { median: NaN, min: NaN, max: NaN };
+  return { median: median(finite), min: Math.min(...finite), max: Math.max(...finite) };
+}
+
+const f = (n: number, digits = 2) => (Number.isNaN(n) ? "–" : n.toFixed(digits));
+const cell = (s: Spread, digits = 2, scale = 1) =>
+  Number.isNaN(s.median)
+    ? "–"
+    : s.min === s.max
+      ? f(s.median * scale, digits)
+      : `${f(s.median * scale, digits)} (${f(s.min * scale, digits)}–${f(s.max * scale, digits)})`;
+
+export function renderChatTable(summary: ChatSummary): string {
+  const p = summary.params;
+  const rows = summary.setups.map((s) => {
+    const x = s.stats;
+    return (
+      `| ${s.name} | ${s.runs.length} | ${cell(x.replicaCpuUsPerMsg)} | ${cell(x.redisCpuUsPerMsg)} | ` +
+      `${cell(x.replicaWritesPerMsg, 3)} | ${cell(x.deliveryRatio, 2, 100)} % | ${cell(x.p50)} | ${cell(x.p99)} | ` +
+      `${cell(x.remoteP99)} | ${cell(x.sendRate, 0)} | ${s.ackFailures} | ${cell(x.otherCores)} |`
+    );
+  });
+  return [
+    `chat-rate: ${p.clients} clients in ${p.rooms} rooms of ${p.roomSize}, ${p.senders} senders per room at ` +
+      `${p.ratePerSender} msg/s each (${p.messagesPerSec} msg/s, ${p.deliveriesPerSec.toLocaleString("en-US")} deliveries/s), ` +
+      `${p.durationMs / 1000} s measured after ${p.warmupMs / 1000} s of warm-up; median (min–max) of the runs. ` +
+      "Other busy cores: CPU used on the machine outside the server processes during the measured phase " +
+      "(load generators, orchestrator and anything else running): a noise indicator.",
+    "",
+    "| setup | runs | replica CPU µs / delivered | Redis CPU µs / delivered | replica writes / delivered | delivered / expected | p50 ms | p99 ms | cross-replica p99 ms | sent msg/s | failed acks | other busy cores |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows,
+  ].join("\n");
+}
+
+function gitCommit(): string {
+  try {
+    const sha = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd: ROOT, encoding: "utf8" }).trim();
+    return dirty ? `${sha} (src/ modified)` : sha;
+  } catch {
+    return "unknown";
+  }
+}
+
+/** Runs the chat workload on `setups`, interleaved run by run; prints and writes bench/results/chat-latest.*. */
+export async function runChat(setups: SetupName[], quick: boolean): Promise<ChatSummary> {
+  const started = Date.now();
+  const p = chatParams(quick);
+  const rooms = p.clients / p.roomSize;
+  const messagesPerSec = rooms * p.senders * p.ratePerSender;
+  console.log(
+    `chat-rate: ${quick ? "quick" : "full"} run, ${p.runs} runs per setup (${setups.join(", ")}), ` +
+      `${messagesPerSec} msg/s to rooms of ${p.roomSize} for ${p.durationMs / 1000} s`,
+  );
+  const results = new Map<SetupName, ChatRun[]>(setups.map((name) => [name, []]));
+  for (let run = 0; run < p.runs; run++) {
+    // Rotate the order so no setup always runs first (or last) on a warming machine.
+    const order = setups.map((_, i) => setups[(i + run) % setups.length] as SetupName);
+    for (const name of order) {
+      const r = await measureChat(name, p);
+      results.get(name)?.push(r);
+      console.log(
+        `chat run ${run + 1} ${name.padEnd(17)} replicas ${f(r.replicaCpuUsPerMsg)} µs/delivered, Redis ${f(r.redisCpuUsPerMsg)} µs, ` +
+          `${f(r.replicaWritesPerMsg, 3)} writes, delivered ${f(r.deliveryRatio * 100)} %, ` +
+          `p50 ${f(r.p50)} ms, p99 ${f(r.p99)} ms, cross-replica p99 ${f(r.remoteP99)} ms, ${f(r.sendRate, 0)} msg/s sent, ` +
+          `other busy cores ${f(r.otherCores)}, steal ${f(r.stealCores)}`,
+      );
+    }
+  }
+  const summary: ChatSummary = {
+    workload: "chat-rate",
+    date: new Date().toISOString(),
+    commit: gitCommit(),
+    quick,
+    params: { ...p, rooms, messagesPerSec, deliveriesPerSec: messagesPerSec * p.roomSize },
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "unknown", memGiB: Math.round(totalmem() / 2 ** 30) },
+    node: process.version,
+    seconds: Math.round((Date.now() - started) / 1000),
+    setups: setups.map((name) => {
+      const runs = results.get(name) ?? [];
+      return {
+        name,
+        stats: Object.fromEntries(METRICS.map((m) => [m, spread(runs.map((r) => r[m]))])) as Record<Metric, Spread>,
+        ackFailures: runs.reduce((sum, r) => sum + r.ackFailures, 0),
+        runs,
+      };
+    }),
+  };
+  const table = renderChatTable(summary);
+  console.log(`\n${table}\n`);
+  mkdirSync(`${ROOT}bench/results`, { recursive: true });
+  const json = JSON.stringify(summary, null, 2);
+  writeFileSync(`${ROOT}bench/results/chat-latest.json`, json + "\n");
+  writeFileSync(
+    `${ROOT}bench/results/chat-latest.md`,
+    `# chat-rate, ${summary.date.slice(0, 10)}, commit ${summary.commit}\n\n` +
+      `${summary.machine.cpus} cores (${summary.machine.model}), Node ${summary.node}, ${summary.seconds} s.\n\n` +
+      `${table}\n\n\`\`\`json\n${json}\n\`\`\`\n`,
+  );
+  console.log("wrote bench/results/chat-latest.md and bench/results/chat-latest.json");
+  return summary;
+}
