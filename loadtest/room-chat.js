@@ -2,9 +2,11 @@
 /**
  * Rooms of ROOM_SIZE members (default 50; ROOMS rooms, default 2) spread over the replicas by the
  * balancer. Every member sends RATE room messages per second for DURATION_S seconds; each message
- * carries its send time. Thresholds: delivery >= 99.9 %, room_message_latency p95 < 50 ms, no errors.
+ * carries its send time and an idempotency id. Thresholds: delivery >= 99.9 %, room_message_latency
+ * p95 < 50 ms, no errors, and no hole or reordering in the room offsets any member sees.
  *   k6 run -e BASE_URL=http://localhost:5000 loadtest/room-chat.js
  */
+import { Counter } from "k6/metrics";
 import { DeliveryTally, deliveryMetrics, envInt, runSession, sendFor } from "./lib/k6-session.js";
 
 const ROOM_SIZE = envInt("ROOM_SIZE", 50, 1000);
@@ -17,6 +19,9 @@ const { latency, sent, expected, received, delivery, errors } = deliveryMetrics(
   "room_message_latency",
   "room_delivery",
 );
+
+// Offsets a member saw out of sequence (a hole, a duplicate or a reordering within one epoch).
+const offsetGaps = new Counter("room_offset_gaps");
 
 export const options = {
   scenarios: {
@@ -31,20 +36,33 @@ export const options = {
     room_delivery: ["rate>=0.999"],
     room_message_latency: ["p(95)<50"],
     socket_errors: ["count==0"],
+    room_offset_gaps: ["count==0"],
   },
 };
 
 export default function () {
   const room = `chat-${Math.floor((__VU - 1) / ROOM_SIZE)}`;
   const tally = new DeliveryTally(latency, received, delivery);
+  let said = 0;
   const say = (/** @type {import("./lib/socketio.js").SocketIoSession} */ session, /** @type {object} */ body) =>
-    session.emit("room-message", [{ room, message: JSON.stringify(body) }]);
+    session.emit("room-message", [{ room, message: JSON.stringify(body), id: `${__VU}-${said++}` }]);
+  /** @type {{ epoch: string, offset: number } | undefined} */
+  let last;
+  const checkOffset = (/** @type {{ epoch?: string, offset?: number } | undefined} */ m) => {
+    if (!m || typeof m.epoch !== "string" || typeof m.offset !== "number") return;
+    if (last && last.epoch === m.epoch && m.offset !== last.offset + 1) offsetGaps.add(1);
+    last = { epoch: m.epoch, offset: m.offset };
+  };
 
   runSession({
     onError: () => errors.add(1),
     onEvent(event, args) {
       if (event === "error") errors.add(1);
-      if (event === "room-message-received") tally.see(/** @type {{ message?: unknown }} */ (args[0])?.message);
+      if (event === "room-message-received") {
+        const m = /** @type {{ message?: unknown, epoch?: string, offset?: number }} */ (args[0]);
+        tally.see(m?.message);
+        checkOffset(m);
+      }
     },
     onConnected(session, socket) {
       session.emit("join-room", [room], () => {

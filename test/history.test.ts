@@ -90,16 +90,28 @@ describe.each<[Store, Transport]>([
     }
   });
 
-  it("keeps the seed client's order: join-room then room-message without waiting", async () => {
+  it("keeps the seed client's printout order: echo, broadcast, join-room, room-message, get-time unawaited", async () => {
     const { url } = await server(store);
     const client = await join(url);
     const order: string[] = [];
+    client.on("echo-response", (m) => order.push(`echo ${String(m)}`));
+    client.on("broadcast-message", (m) => order.push(`broadcast ${m.message}`));
     client.on("room-joined", (room) => order.push(`joined ${room}`));
     client.on("room-message-received", (m) => order.push(`message ${m.message}`));
+    client.on("current-time", () => order.push("time"));
+    client.emit("echo", "Hello, server!");
+    client.emit("broadcast", "Hi everyone!");
     client.emit("join-room", "test-room");
     client.emit("room-message", { room: "test-room", message: "Hello room!" });
-    await eventually(() => order.length === 2, 5000, "joined and message");
-    expect(order).toEqual(["joined test-room", "message Hello room!"]);
+    client.emit("get-time");
+    await eventually(() => order.length === 5, 5000, "five answers");
+    expect(order).toEqual([
+      "echo Hello, server!",
+      "broadcast Hi everyone!",
+      "joined test-room",
+      "message Hello room!",
+      "time",
+    ]);
   });
 
   it("acknowledges a resend with the same id with the first offset and does not deliver it again", async () => {

@@ -55,7 +55,7 @@ describe("k6 Socket.IO protocol module against the real server", () => {
     const acks: unknown[][] = [];
     driven.session.emit("join-room", ["k6-room"], (args) => acks.push(args));
     await eventually(() => acks.length === 1, 3000, "join ack");
-    expect(acks[0]).toEqual([{ ok: true, room: "k6-room" }]);
+    expect(acks[0]).toEqual([{ ok: true, room: "k6-room", epoch: null, offset: 0, recovered: false, missed: 0 }]);
     expect(driven.events).toContainEqual({ event: "room-joined", args: ["k6-room"] });
 
     const peer = await connect(url);
@@ -63,7 +63,14 @@ describe("k6 Socket.IO protocol module against the real server", () => {
     await peer.emitWithAck("room-message", { room: "k6-room", message: "from peer" });
     await eventually(() => driven.events.some((e) => e.event === "room-message-received"), 3000, "room message");
     expect(driven.events.find((e) => e.event === "room-message-received")?.args).toEqual([
-      { from: peer.id, room: "k6-room", message: "from peer" },
+      {
+        from: peer.id,
+        room: "k6-room",
+        message: "from peer",
+        id: expect.any(String),
+        offset: 1,
+        epoch: expect.any(String),
+      },
     ]);
 
     const got = next(peer, "room-message-received");

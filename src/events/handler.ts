@@ -27,7 +27,7 @@ export interface AppContext {
  * A socket listener shared by every socket: Socket.IO calls it with `this` bound to the socket, so
  * registering it allocates nothing per connection (no closures per socket and event).
  */
-export type SharedListener = (this: TypedSocket, ...args: unknown[]) => void;
+export type SharedListener = (this: TypedSocket, ...args: unknown[]) => Promise<void> | undefined;
 /** One listener per client event: the compiler refuses a registry that misses one. */
 export type EventRegistry = Record<ClientEventName, SharedListener>;
 
@@ -94,8 +94,8 @@ function settleLater(
   event: string,
   result: Promise<Result>,
   ack: AnyAck | undefined,
-): void {
-  result.then(
+): Promise<void> {
+  return result.then(
     (value) => settle(value, ack),
     (err: unknown) => fail(app, socket, event, err, ack),
   );
@@ -123,24 +123,26 @@ export function defineEvent<S extends z.ZodType | null>(
     received.value++;
     const ack = typeof args[args.length - 1] === "function" ? (args.pop() as AnyAck) : undefined;
     if (options.ackRequired && !ack) {
-      return reject(app, this, event, "ACK_REQUIRED", `${event} needs an acknowledgement callback`);
+      reject(app, this, event, "ACK_REQUIRED", `${event} needs an acknowledgement callback`);
+      return undefined;
     }
     let data: unknown;
     if (schema) {
       const parsed = schema.safeParse(args[0]);
-      if (!parsed.success) return reject(app, this, event, "INVALID_PAYLOAD", describeIssue(parsed.error).message, ack);
+      if (!parsed.success) {
+        reject(app, this, event, "INVALID_PAYLOAD", describeIssue(parsed.error).message, ack);
+        return undefined;
+      }
       data = parsed.data;
     }
     try {
       const result = handler(this, data as S extends z.ZodType ? z.infer<S> : undefined);
-      if (result instanceof Promise) {
-        settleLater(app, this, event, result, ack);
-      } else {
-        settle(result, ack);
-      }
+      if (result instanceof Promise) return settleLater(app, this, event, result, ack);
+      settle(result, ack);
     } catch (err) {
       fail(app, this, event, err, ack);
     }
+    return undefined;
   };
   return listener;
 }

@@ -4,12 +4,46 @@ import { messageEvents } from "./messages.js";
 import { roomEvents } from "./rooms.js";
 
 /**
+ * A socket's events are handled as they come, except while one of its joins is still replaying: what it
+ * sends meanwhile waits for the join, then runs in order. So the seed's client (join-room, room-message,
+ * get-time, without waiting) sees room-joined, its room message and the time in that order.
+ */
+function inOrderAfterJoins(registry: EventRegistry): Array<[string, SharedListener]> {
+  const chains = new WeakMap<TypedSocket, Promise<unknown>>();
+  const track = (socket: TypedSocket, done: Promise<unknown>) => {
+    const settled = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    chains.set(socket, settled);
+    void settled.then(() => {
+      if (chains.get(socket) === settled) chains.delete(socket);
+    });
+  };
+  return Object.entries(registry).map(([event, listener]) => {
+    const startsChain = event === "join-room";
+    const ordered: SharedListener = function (...args) {
+      const pending = chains.get(this);
+      if (!pending) {
+        const done = listener.apply(this, args);
+        if (startsChain && done) track(this, done);
+        return done;
+      }
+      const done = pending.then(() => listener.apply(this, args));
+      track(this, done);
+      return done;
+    };
+    return [event, ordered];
+  });
+}
+
+/**
  * Builds every listener once for the app and returns the per-connection step, which only attaches
  * those shared listeners: a connection costs no closures of its own.
  */
 export function createConnectionHandler(app: AppContext): (socket: TypedSocket) => void {
   const registry: EventRegistry = { ...messageEvents(app), ...roomEvents(app) };
-  const listeners = Object.entries(registry);
+  const listeners = inOrderAfterJoins(registry);
   const unknownReceived = app.metrics.eventReceived("unknown");
   const onUnknown = function (this: TypedSocket, event: string, ...args: unknown[]) {
     if (isClientEvent(event)) return;

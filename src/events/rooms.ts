@@ -32,20 +32,6 @@ function requireMember(socket: TypedSocket, room: string): string {
 const storeUnavailable = (what: string) =>
   new EventError("STORE_UNAVAILABLE", `${what}: the room history is unavailable, try again shortly`);
 
-// A socket's joins still replaying, by room: its own room messages wait for them, so that a client that
-// joins and sends at once (the seed's client) is a member, subscribed, before its message is appended.
-const pendingJoins = new WeakMap<TypedSocket, Map<string, Promise<unknown>>>();
-
-function trackJoin(socket: TypedSocket, room: string, join: Promise<unknown>): void {
-  let joins = pendingJoins.get(socket);
-  if (!joins) pendingJoins.set(socket, (joins = new Map()));
-  joins.set(room, join);
-  const done = () => {
-    if (joins.get(room) === join) joins.delete(room);
-  };
-  join.then(done, done);
-}
-
 /** Keeps one feed per room with local members: created on the first join, dropped with the last member. */
 export function watchRoomFeeds(app: AppContext): void {
   const adapter = app.io.of("/").adapter;
@@ -127,11 +113,9 @@ export function roomEvents(
       const joined = socket.join(roomKey(room));
       const feed = feeds.ensure(room);
       feed.hold(socket.id);
-      const done = (joined instanceof Promise ? joined : Promise.resolve()).then(() =>
+      return (joined instanceof Promise ? joined : Promise.resolve()).then(() =>
         replayAndJoin(socket, room, feed, since),
       );
-      trackJoin(socket, room, done);
-      return done;
     }),
 
     "leave-room": defineEvent(app, "leave-room", roomName, async (socket, room) => {
@@ -145,19 +129,19 @@ export function roomEvents(
 
     "room-message": defineEvent(app, "room-message", roomMessage, async (socket, { room, message, id }) => {
       requireMember(socket, room);
-      const joining = pendingJoins.get(socket)?.get(room);
-      if (joining) {
-        await joining.catch(() => undefined);
-        requireMember(socket, room);
-      }
+      const feed = feeds.get(room);
+      let epoch: string;
+      let offset: number;
       try {
         const entry = { room, id: id ?? randomUUID(), from: socket.id, message };
-        const { epoch, offset } = await history.append(entry, feeds.get(room)?.position);
-        return { room, epoch, offset };
+        ({ epoch, offset } = await history.append(entry, feed?.position));
       } catch (err) {
         logFailedAppend(err);
         throw storeUnavailable("outcome unknown, resend with the same id");
       }
+      // The ack follows the sender's own copy, which this replica's feed delivers.
+      await feed?.delivered(epoch, offset);
+      return { room, epoch, offset };
     }),
 
     "room-history": defineEvent(

@@ -20,6 +20,15 @@ interface Holder {
 }
 
 const PAGE = 100;
+// Longest an acknowledgement waits for the sender's own copy (a feed that lags only delays, never blocks).
+const DELIVERED_WAIT_MS = 1000;
+
+interface Waiter {
+  epoch: string;
+  offset: number;
+  since: number;
+  resolve: () => void;
+}
 // A hole the history cannot fill within this many pages is skipped (and logged): members detect it themselves.
 const MAX_FILL_PAGES = 20;
 
@@ -40,6 +49,8 @@ export class RoomFeed {
   // Epochs this feed has left: a history that was lost never comes back, so their late entries are dropped.
   private readonly retired = new Set<string>();
   private readonly held = new Map<string, Holder>();
+  private waiters: Waiter[] = [];
+  private waitTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     readonly room: string,
@@ -102,6 +113,38 @@ export class RoomFeed {
     holder.through = through;
     if (this.epoch !== epoch || this.last >= through) this.held.delete(socketId);
     for (const entry of buffered) if (entry.epoch !== epoch || entry.offset > through) emit(entry);
+  }
+
+  /** Resolves once this feed has delivered `offset` of `epoch` (or moved past that epoch), or after 1 s. */
+  delivered(epoch: string, offset: number): Promise<void> | undefined {
+    if (this.passed(epoch, offset)) return undefined;
+    return new Promise<void>((resolve) => {
+      this.waiters.push({ epoch, offset, since: Date.now(), resolve });
+      this.waitTimer ??= setInterval(() => this.settleWaiters(Date.now() - DELIVERED_WAIT_MS), DELIVERED_WAIT_MS / 4);
+    });
+  }
+
+  private passed(epoch: string, offset: number): boolean {
+    return (this.epoch === epoch && this.last >= offset) || this.retired.has(epoch);
+  }
+
+  /** Resolves the waiters whose entry went out, and those waiting since before `expiredBefore`. */
+  private settleWaiters(expiredBefore = 0): void {
+    const still: Waiter[] = [];
+    for (const waiter of this.waiters) {
+      if (waiter.since < expiredBefore || this.passed(waiter.epoch, waiter.offset)) waiter.resolve();
+      else still.push(waiter);
+    }
+    this.waiters = still;
+    if (still.length === 0 && this.waitTimer) {
+      clearInterval(this.waitTimer);
+      this.waitTimer = undefined;
+    }
+  }
+
+  /** The feed is dropped: nobody waits for it any more. */
+  stop(): void {
+    this.settleWaiters(Number.POSITIVE_INFINITY);
   }
 
   get position(): RoomPosition {
@@ -182,6 +225,7 @@ export class RoomFeed {
 
   private deliver(entry: RoomMessage): void {
     this.last = entry.offset;
+    if (this.waiters.length > 0) this.settleWaiters();
     if (this.held.size === 0) return this.deliverTo(entry, []);
     this.deliverTo(entry, [...this.held.keys()]);
     for (const [socketId, holder] of this.held) {
@@ -226,6 +270,10 @@ export class RoomFeeds {
 
   /** The room has no local member any more. */
   drop(room: string): void {
-    if (this.feeds.delete(room)) this.log.unsubscribe(room);
+    const feed = this.feeds.get(room);
+    if (!feed) return;
+    this.feeds.delete(room);
+    feed.stop();
+    this.log.unsubscribe(room);
   }
 }

@@ -186,26 +186,30 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
     const opened = new Promise<void>((resolve) => (open = resolve));
     gate = { opened, open };
   });
-  commands.on("ready", () => {
-    const closed = gate;
-    if (!closed) return;
-    redis
-      .rtCheck(beatKey, genKey, highestBeat)
-      .then(
-        ([lost, generation, found]) => {
-          if (lost === 1) {
-            log.error(
-              { generation, heartbeat: found, expected: highestBeat },
-              "redis lost acknowledged writes: every room's history restarts with a new epoch",
-            );
-          }
-        },
-        (err: Error) => log.warn({ err: err.message }, "redis continuity check failed"),
-      )
-      .finally(() => {
+  // The check must have an answer before the gate opens: on a failure (a timeout under load) it is tried
+  // again while the connection is up; a connection that drops meanwhile runs it on its next "ready".
+  const checkContinuity = (closed: NonNullable<typeof gate>): void => {
+    redis.rtCheck(beatKey, genKey, highestBeat).then(
+      ([lost, generation, found]) => {
+        if (lost === 1) {
+          log.error(
+            { generation, heartbeat: found, expected: highestBeat },
+            "redis lost acknowledged writes: every room's history restarts with a new epoch",
+          );
+        }
         gate = undefined;
         closed.open();
-      });
+      },
+      (err: Error) => {
+        log.warn({ err: err.message }, "redis continuity check failed: retrying");
+        setTimeout(() => {
+          if (commands.status === "ready" && gate === closed) checkContinuity(closed);
+        }, 200).unref();
+      },
+    );
+  };
+  commands.on("ready", () => {
+    if (gate) checkContinuity(gate);
   });
 
   const passGate = async (): Promise<void> => {

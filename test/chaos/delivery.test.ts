@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { startProcessCluster, type ProcessCluster, type RedisPersistence } from "../../scripts/cluster/processes.js";
 import { freePort } from "../../scripts/cluster/ports.js";
-import { sleep } from "../support/server.js";
+import { cleanupAll, connect, sleep } from "../support/server.js";
 import { closeAll, recoveryMs, runLoad, settle, type LoadResult, type Member } from "./load.js";
 
 /**
@@ -12,6 +12,7 @@ import { closeAll, recoveryMs, runLoad, settle, type LoadResult, type Member } f
 let cluster: ProcessCluster | undefined;
 let members: Member[] = [];
 afterEach(async () => {
+  await cleanupAll();
   closeAll(members);
   members = [];
   await cluster?.stop();
@@ -164,4 +165,29 @@ describe("gap-free room delivery under failure (processes: redis-server, 3 repli
     report("rolling restart", result);
     expectNothingLost(result);
   }, 120_000);
+});
+
+describe("room-members while a replica does not answer", () => {
+  it("answers with the members that did reply, marked partial, instead of an error", async () => {
+    const c = await start("none");
+    const [r1, r2] = c.replicaUrls as [string, string];
+    const local = await connect(r1);
+    const remote = await connect(r2);
+    await local.emitWithAck("join-room", "presence");
+    await remote.emitWithAck("join-room", "presence");
+    const whole = await local.emitWithAck("room-members", "presence");
+    expect(whole).toMatchObject({ ok: true, partial: false });
+    expect(whole.ok && [...whole.members].sort()).toEqual([local.id, remote.id].sort());
+
+    const frozen = c.replicaPid(1) as number;
+    process.kill(frozen, "SIGSTOP");
+    try {
+      const started = Date.now();
+      const partial = await local.timeout(10_000).emitWithAck("room-members", "presence");
+      expect(partial).toEqual({ ok: true, room: "presence", members: [local.id], partial: true });
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      process.kill(frozen, "SIGCONT");
+    }
+  }, 60_000);
 });
