@@ -6,6 +6,9 @@
  * message (separately), delivered / expected, p50 / p99 latency and cross-replica p99. Setups are
  * interleaved run by run; the summary holds medians and the min–max of the runs.
  *
+ * With `--baseline=<rev>`, setups named `<setup>@base` run that revision's src/ (bench/baseline.ts) in the
+ * same rotation, and a second table gives after / before for each setup measured on both.
+ *
  * Only `{ ok }` of the acks and the `room` / `message` fields of `room-message-received` are relied on:
  * the send time and the sender's replica travel inside the message text.
  */
@@ -13,7 +16,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { arg, cpuNanoseconds, machineCpu, median, percentile, processCounters } from "./proc.js";
-import { startSetup, type SetupName } from "./setups.js";
+import { startSetup, type SetupName, type SetupRef } from "./setups.js";
 import { startWorker, type Worker } from "./workers.js";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -132,8 +135,9 @@ async function sendPhase(workers: Worker[], p: ChatParams, durationMs: number): 
   return sent.reduce((sum, s) => sum + s.sent, 0);
 }
 
-async function measureChat(name: SetupName, p: ChatParams): Promise<ChatRun> {
-  const setup = await startSetup(name);
+async function measureChat(ref: SetupRef, p: ChatParams): Promise<ChatRun> {
+  const name = ref.label;
+  const setup = await startSetup(ref.name, ref.root);
   const workers: Worker[] = [];
   try {
     workers.push(...(await Promise.all(Array.from({ length: p.loadProcesses }, startWorker))));
@@ -232,7 +236,11 @@ const METRICS = [
 type Metric = (typeof METRICS)[number];
 
 export interface ChatSetupSummary {
-  name: SetupName;
+  /** The label: `cluster-3`, or `cluster-3 @42bf97f` for a --baseline setup. */
+  name: string;
+  setup: SetupName;
+  /** The commit its replicas ran: the worktree's (--baseline, --after), or this checkout's. */
+  commit: string;
   stats: Record<Metric, Spread>;
   ackFailures: number;
   runs: ChatRun[];
@@ -242,12 +250,35 @@ export interface ChatSummary {
   workload: "chat-rate";
   date: string;
   commit: string;
+  /** --baseline: the "before" revision's short commit id (`commit` is the "after" one). */
+  baseline?: string;
   quick: boolean;
   params: ChatParams & { rooms: number; messagesPerSec: number; deliveriesPerSec: number };
   machine: { cpus: number; model: string; memGiB: number };
   node: string;
   seconds: number;
   setups: ChatSetupSummary[];
+  /** After / before for each setup measured on both this checkout and the baseline. */
+  comparisons?: ChatComparison[];
+}
+
+const COMPARED = ["replicaCpuUsPerMsg", "redisCpuUsPerMsg", "replicaWritesPerMsg", "p50", "p99", "remoteP99"] as const;
+type Compared = (typeof COMPARED)[number];
+
+/**
+ * One metric after / before: the ratio of the two medians, and the run-by-run ratios (run i of this
+ * checkout over run i of the baseline, measured minutes apart in the same rotation) as median and min–max.
+ */
+export interface Ratio {
+  ofMedians: number;
+  paired: Spread;
+}
+
+export interface ChatComparison {
+  setup: SetupName;
+  before: string;
+  after: string;
+  ratios: Record<Compared, Ratio>;
 }
 
 function spread(values: number[]): Spread {
@@ -263,6 +294,45 @@ const cell = (s: Spread, digits = 2, scale = 1) =>
     : s.min === s.max
       ? f(s.median * scale, digits)
       : `${f(s.median * scale, digits)} (${f(s.min * scale, digits)}–${f(s.max * scale, digits)})`;
+
+function compare(before: ChatSetupSummary, after: ChatSetupSummary): ChatComparison {
+  const ratio = (m: Compared): Ratio => {
+    const n = Math.min(before.runs.length, after.runs.length);
+    const paired = Array.from(
+      { length: n },
+      (_, i) => (after.runs[i] as ChatRun)[m] / (before.runs[i] as ChatRun)[m],
+    ).filter(Number.isFinite);
+    return { ofMedians: after.stats[m].median / before.stats[m].median, paired: spread(paired) };
+  };
+  return {
+    setup: after.setup,
+    before: before.name,
+    after: after.name,
+    ratios: Object.fromEntries(COMPARED.map((m) => [m, ratio(m)])) as Record<Compared, Ratio>,
+  };
+}
+
+const ratioCell = (r: Ratio) =>
+  Number.isNaN(r.ofMedians) ? "–" : `${f(r.ofMedians)} (${f(r.paired.median)}; ${f(r.paired.min)}–${f(r.paired.max)})`;
+
+export function renderComparisonTable(summary: ChatSummary): string {
+  if (!summary.comparisons?.length) return "";
+  const rows = summary.comparisons.map((c) => {
+    const r = c.ratios;
+    return (
+      `| ${c.after} / ${c.before} | ${ratioCell(r.replicaCpuUsPerMsg)} | ${ratioCell(r.redisCpuUsPerMsg)} | ` +
+      `${ratioCell(r.replicaWritesPerMsg)} | ${ratioCell(r.p50)} | ${ratioCell(r.p99)} | ${ratioCell(r.remoteP99)} |`
+    );
+  });
+  return [
+    `After / before (commit ${summary.commit} over the baseline ${summary.baseline}): the ratio of ` +
+      "the medians, then (the median; min–max) of the run-by-run ratios (run i over run i of the same rotation).",
+    "",
+    "| after / before | replica CPU / delivered | Redis CPU / delivered | replica writes / delivered | p50 | p99 | cross-replica p99 |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows,
+  ].join("\n");
+}
 
 export function renderChatTable(summary: ChatSummary): string {
   const p = summary.params;
@@ -298,57 +368,73 @@ function gitCommit(): string {
 }
 
 /** Runs the chat workload on `setups`, interleaved run by run; prints and writes bench/results/chat-latest.*. */
-export async function runChat(setups: SetupName[], quick: boolean): Promise<ChatSummary> {
+export async function runChat(
+  setups: SetupRef[],
+  quick: boolean,
+  revisions: { baseline?: string; after?: string } = {},
+): Promise<ChatSummary> {
+  const { baseline } = revisions;
   const started = Date.now();
   const p = chatParams(quick);
   const rooms = p.clients / p.roomSize;
   const messagesPerSec = rooms * p.senders * p.ratePerSender;
   console.log(
-    `chat-rate: ${quick ? "quick" : "full"} run, ${p.runs} runs per setup (${setups.join(", ")}), ` +
+    `chat-rate: ${quick ? "quick" : "full"} run, ${p.runs} runs per setup (${setups.map((s) => s.label).join(", ")}), ` +
       `${messagesPerSec} msg/s to rooms of ${p.roomSize} for ${p.durationMs / 1000} s`,
   );
-  const results = new Map<SetupName, ChatRun[]>(setups.map((name) => [name, []]));
+  const results = new Map<SetupRef, ChatRun[]>(setups.map((ref) => [ref, []]));
   for (let run = 0; run < p.runs; run++) {
     // Rotate the order so no setup always runs first (or last) on a warming machine.
-    const order = setups.map((_, i) => setups[(i + run) % setups.length] as SetupName);
-    for (const name of order) {
-      const r = await measureChat(name, p);
-      results.get(name)?.push(r);
+    const order = setups.map((_, i) => setups[(i + run) % setups.length] as SetupRef);
+    for (const ref of order) {
+      const r = await measureChat(ref, p);
+      results.get(ref)?.push(r);
       console.log(
-        `chat run ${run + 1} ${name.padEnd(17)} replicas ${f(r.replicaCpuUsPerMsg)} µs/delivered, Redis ${f(r.redisCpuUsPerMsg)} µs, ` +
+        `chat run ${run + 1} ${ref.label.padEnd(17)} replicas ${f(r.replicaCpuUsPerMsg)} µs/delivered, Redis ${f(r.redisCpuUsPerMsg)} µs, ` +
           `${f(r.replicaWritesPerMsg, 3)} writes, delivered ${f(r.deliveryRatio * 100)} %, ` +
           `p50 ${f(r.p50)} ms, p99 ${f(r.p99)} ms, cross-replica p99 ${f(r.remoteP99)} ms, ${f(r.sendRate, 0)} msg/s sent, ` +
           `other busy cores ${f(r.otherCores)}, steal ${f(r.stealCores)}`,
       );
     }
   }
+  const commit = revisions.after ?? gitCommit();
   const summary: ChatSummary = {
     workload: "chat-rate",
     date: new Date().toISOString(),
-    commit: gitCommit(),
+    commit,
+    baseline,
     quick,
     params: { ...p, rooms, messagesPerSec, deliveriesPerSec: messagesPerSec * p.roomSize },
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "unknown", memGiB: Math.round(totalmem() / 2 ** 30) },
     node: process.version,
     seconds: Math.round((Date.now() - started) / 1000),
-    setups: setups.map((name) => {
-      const runs = results.get(name) ?? [];
+    setups: setups.map((ref) => {
+      const runs = results.get(ref) ?? [];
       return {
-        name,
+        name: ref.label,
+        setup: ref.name,
+        commit: ref.rev ?? commit,
         stats: Object.fromEntries(METRICS.map((m) => [m, spread(runs.map((r) => r[m]))])) as Record<Metric, Spread>,
         ackFailures: runs.reduce((sum, r) => sum + r.ackFailures, 0),
         runs,
       };
     }),
   };
-  const table = renderChatTable(summary);
+  summary.comparisons = summary.setups.flatMap((before, i) => {
+    const ref = setups[i] as SetupRef;
+    const after = summary.setups.find((s, j) => setups[j]?.base === false && s.setup === ref.name);
+    return ref.base && after ? [compare(before, after)] : [];
+  });
+  const comparison = renderComparisonTable(summary);
+  const table = renderChatTable(summary) + (comparison ? `\n\n${comparison}` : "");
   console.log(`\n${table}\n`);
   mkdirSync(`${ROOT}bench/results`, { recursive: true });
   const json = JSON.stringify(summary, null, 2);
   writeFileSync(`${ROOT}bench/results/chat-latest.json`, json + "\n");
   writeFileSync(
     `${ROOT}bench/results/chat-latest.md`,
-    `# chat-rate, ${summary.date.slice(0, 10)}, commit ${summary.commit}\n\n` +
+    `# chat-rate, ${summary.date.slice(0, 10)}, commit ${summary.commit}` +
+      `${baseline ? ` against ${baseline}` : ""}\n\n` +
       `${summary.machine.cpus} cores (${summary.machine.model}), Node ${summary.node}, ${summary.seconds} s.\n\n` +
       `${table}\n\n\`\`\`json\n${json}\n\`\`\`\n`,
   );

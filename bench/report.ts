@@ -171,6 +171,8 @@ npm run bench -- --quick             # under 3 minutes; prints the table, writes
 npm run bench -- --publish           # the full run; rewrites this page and the chart
 npm run bench:hops                   # the latency floor, hop by hop (about 20 s)
 npm run bench:heap                   # V8 heap per idle connection: raw ws, vanilla Socket.IO, ours
+npm run bench:fsync                  # room-log appends under appendfsync everysec vs always (about 20 s)
+npm run bench -- --workload=chat --baseline=42bf97f   # chat rate, this tree against another revision, interleaved
 BENCH_NODE_FLAGS=--max-semi-space-size=1 npm run bench -- --setups=raw-ws,single   # V8 flags on the servers
 \`\`\`
 

@@ -6,13 +6,21 @@
  * `--workload=chat` runs the steady chat-rate room workload instead (bench/chat.ts; default setups
  * vanilla-cluster-3, single, cluster-3; writes bench/results/chat-latest.{md,json}); `--workload=all` runs
  * both, the fan-out one first. Without the option only the fan-out workload runs, as before.
+ *
+ * `--baseline=<rev>` (chat workload): setups named `<setup>@base` (single, cluster-2, cluster-3) run that git
+ * revision's src/ from a temporary worktree, interleaved with the others, e.g.
+ * `--workload=chat --baseline=42bf97f --setups=cluster-3@base,cluster-3,single@base,single,vanilla-cluster-3`
+ * (the default setups with --baseline). `--after=<rev>` runs the plain ones of ours from a worktree of that
+ * revision too, instead of this working tree (which may be edited during a long run). The worktrees are
+ * removed at the end, also on failure.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { arg, median, percentile, processCounters, rssBytes, totalCpu, type ProcessCounters } from "./proc.js";
 import { renderChart, renderDoc, renderTable, type SetupSummary, type Summary } from "./report.js";
+import { addBaseline, type Baseline } from "./baseline.js";
 import { CHAT_SETUPS, runChat } from "./chat.js";
-import { SETUP_NAMES, startSetup, type RunningSetup, type SetupName } from "./setups.js";
+import { parseSetup, startSetup, type RunningSetup, type SetupName } from "./setups.js";
 import { startWorker, type Worker } from "./workers.js";
 
 const quick = process.argv.includes("--quick");
@@ -31,13 +39,21 @@ const P = {
   idleProcesses: quick ? 2 : 4,
 };
 const ALL_SETUPS: SetupName[] = ["raw-ws", "single", "cluster-2", "cluster-3"];
-// --setups=raw-ws,single and --runs=N narrow a run while working on one figure; published runs use all.
-const SETUPS = (arg("setups")?.split(",") as SetupName[] | undefined) ?? ALL_SETUPS;
-for (const name of SETUPS)
-  if (!SETUP_NAMES.includes(name)) throw new Error(`unknown setup "${name}": one of ${SETUP_NAMES.join(", ")}`);
 const WORKLOAD = arg("workload") ?? "fanout";
 if (!["fanout", "chat", "all"].includes(WORKLOAD))
   throw new Error(`--workload: fanout, chat or all, not "${WORKLOAD}"`);
+const BASELINE = arg("baseline");
+const AFTER = arg("after");
+if ((BASELINE ?? AFTER) !== undefined && WORKLOAD !== "chat")
+  throw new Error("--baseline and --after need --workload=chat");
+// --setups=raw-ws,single and --runs=N narrow a run while working on one figure; published runs use all.
+const SETUP_SPECS = arg("setups")?.split(",");
+// Checked before anything starts: a baseline entry is only resolved once the worktree exists.
+const PROBE: Baseline = { rev: "", sha: "", root: "", remove: () => undefined };
+for (const spec of SETUP_SPECS ?? []) parseSetup(spec, BASELINE === undefined ? undefined : PROBE);
+if (WORKLOAD !== "chat" && SETUP_SPECS?.some((s) => s.includes("@")))
+  throw new Error("<setup>@base: only with --workload=chat --baseline=<rev>");
+const SETUPS = (SETUP_SPECS as SetupName[] | undefined) ?? ALL_SETUPS;
 const ROOT = new URL("../", import.meta.url).pathname;
 
 async function connectWorkers(setup: RunningSetup, clients: number, count: number, withPublisher: boolean) {
@@ -238,5 +254,31 @@ if (process.argv.includes("--render")) {
   publishDocs(JSON.parse(readFileSync(`${ROOT}docs/benchmark-results.json`, "utf8")) as Summary);
 } else {
   if (WORKLOAD !== "chat") await main();
-  if (WORKLOAD !== "fanout") await runChat(arg("setups") ? SETUPS : CHAT_SETUPS, quick);
+  if (WORKLOAD !== "fanout") await chat();
+}
+
+async function chat(): Promise<void> {
+  // Ctrl-C: exit through process.exit, so the worktrees' exit hooks remove them.
+  const interrupted = () => process.exit(130);
+  process.once("SIGINT", interrupted).once("SIGTERM", interrupted);
+  const worktrees: Baseline[] = [];
+  try {
+    const add = (role: string, rev: string | undefined) => {
+      if (rev === undefined) return undefined;
+      const tree = addBaseline(rev);
+      worktrees.push(tree);
+      console.log(`${role}: ${tree.rev} (${tree.sha}) checked out in ${tree.root}`);
+      return tree;
+    };
+    const baseline = add("baseline", BASELINE);
+    const after = add("after", AFTER);
+    const defaults = baseline
+      ? CHAT_SETUPS.flatMap((name) => (name.startsWith("vanilla") ? [name] : [`${name}@base`, name]))
+      : CHAT_SETUPS;
+    const refs = (SETUP_SPECS ?? defaults).map((spec) => parseSetup(spec, baseline, after));
+    await runChat(refs, quick, { baseline: baseline?.sha, after: after?.sha });
+  } finally {
+    for (const tree of worktrees) tree.remove();
+    process.off("SIGINT", interrupted).off("SIGTERM", interrupted);
+  }
 }

@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import { spawnReplica, waitForExit, waitForHttp } from "../scripts/cluster/processes.js";
 import { freePort } from "../scripts/cluster/ports.js";
 import { startRedisServer } from "../scripts/cluster/redis-server.js";
+import type { Baseline } from "./baseline.js";
 import type { Mode } from "./load.js";
 
 export type SetupName =
@@ -17,6 +18,49 @@ export const SETUP_NAMES: readonly SetupName[] = [
   "cluster-2",
   "cluster-3",
 ];
+
+/** Our setups, the only ones whose code comes from `src/` (and so the only ones that can run a baseline). */
+const OURS: readonly SetupName[] = ["single", "cluster-2", "cluster-3"];
+
+/**
+ * A setup as named on the command line: `cluster-3` runs this checkout (or the `--after` revision),
+ * `cluster-3@base` the revision given with `--baseline` (bench/baseline.ts).
+ */
+export interface SetupRef {
+  name: SetupName;
+  /** `<setup>@base`: the "before" side of a comparison. */
+  base: boolean;
+  /** The checkout the replicas run from; undefined for this one. */
+  root?: string;
+  /** The short commit id of `root`; undefined for this checkout. */
+  rev?: string;
+  /** How reports name it: `cluster-3`, or `cluster-3 @42bf97f` when it runs from another worktree. */
+  label: string;
+}
+
+/**
+ * Parses a `--setups` entry (`single`, `cluster-3@base`). `@base` needs a baseline and one of our setups;
+ * `after` (--after=<rev>) pins our plain setups to that revision instead of this checkout's working tree.
+ */
+export function parseSetup(spec: string, baseline: Baseline | undefined, after?: Baseline): SetupRef {
+  const [name, at, ...rest] = spec.split("@");
+  if (!SETUP_NAMES.includes(name as SetupName) || rest.length > 0 || (at !== undefined && at !== "base"))
+    throw new Error(`unknown setup "${spec}": one of ${SETUP_NAMES.join(", ")}, or one of ours followed by @base`);
+  const setup = name as SetupName;
+  const from = (b: Baseline, base: boolean): SetupRef => ({
+    name: setup,
+    base,
+    root: b.root,
+    rev: b.sha,
+    label: `${setup} @${b.sha}`,
+  });
+  if (at === undefined)
+    return after && OURS.includes(setup) ? from(after, false) : { name: setup, base: false, label: setup };
+  if (!baseline) throw new Error(`"${spec}" needs --baseline=<git revision>`);
+  if (!OURS.includes(setup))
+    throw new Error(`"${spec}": only ${OURS.join(", ")} run src/ and can run from the baseline revision`);
+  return from(baseline, true);
+}
 
 export interface RunningSetup {
   mode: Mode;
@@ -104,10 +148,20 @@ async function startVanillaCluster(replicas: number): Promise<RunningSetup> {
   }
 }
 
-async function startOurs(replicas: number): Promise<RunningSetup> {
+async function startOurs(replicas: number, root?: string): Promise<RunningSetup> {
   const children: ChildProcess[] = [];
   const pids: number[] = [];
-  const env: Record<string, string> = { LOG_LEVEL: "info" };
+  const env: Record<string, string> = {
+    LOG_LEVEL: "info",
+    // The bench exceeds the production limits on purpose: its publisher sends thousands of events/s from
+    // one socket, saturation runs queue far more than 1 MiB for a client, and load processes open many
+    // connections. Raised explicitly here so the bench measures the server, not its abuse limits.
+    RATE_LIMIT_EVENTS_PER_S: "1000000",
+    RATE_LIMIT_BURST: "10000000",
+    MAX_SOCKET_BUFFER_BYTES: String(1024 * 1024 * 1024),
+    MAX_CONNECTIONS: "1000000",
+    MAX_PACKETS_PER_POLL: "1000000",
+  };
   let redisPid: number | undefined;
   try {
     if (replicas > 1) {
@@ -127,6 +181,7 @@ async function startOurs(replicas: number): Promise<RunningSetup> {
         { ...env, REPLICA_ID: `bench-${i + 1}` },
         ["ignore", "ignore", "inherit"],
         PROFILE_ARGS,
+        root,
       );
       children.push(child);
       replicaChildren.push(child);
@@ -148,7 +203,9 @@ async function startOurs(replicas: number): Promise<RunningSetup> {
   }
 }
 
-export function startSetup(name: SetupName): Promise<RunningSetup> {
+/** Starts a setup; `root` (ours only) runs the replicas from another checkout (a --baseline worktree). */
+export function startSetup(name: SetupName, root?: string): Promise<RunningSetup> {
+  if (root !== undefined && !OURS.includes(name)) throw new Error(`${name} does not run src/: no other revision`);
   switch (name) {
     case "raw-ws":
       return startForked("raw-ws.ts", "raw");
@@ -159,10 +216,10 @@ export function startSetup(name: SetupName): Promise<RunningSetup> {
     case "vanilla-cluster-3":
       return startVanillaCluster(3);
     case "single":
-      return startOurs(1);
+      return startOurs(1, root);
     case "cluster-2":
-      return startOurs(2);
+      return startOurs(2, root);
     case "cluster-3":
-      return startOurs(3);
+      return startOurs(3, root);
   }
 }

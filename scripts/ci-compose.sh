@@ -11,9 +11,12 @@ set +a
 # NGINX_UPSTREAM comes from ci-images.sh: the compose default (upstream.docker.conf, `resolve`) when its nginx
 # image has it, else the static upstream (names resolved at nginx start, so nginx restarts after scaling).
 export NGINX_UPSTREAM=${NGINX_UPSTREAM:-upstream.static.conf} LB_PORT=${LB_PORT:-5600}
+# A password of this run's own, as production sets one (REDIS_PASSWORD; the compose default is for development).
+REDIS_PASSWORD=$(openssl rand -hex 16)
+export REDIS_PASSWORD
 compose() { docker-compose -p rtci "$@"; }
 log() { echo "--- [compose] $*"; }
-trap 'compose down -v -t 15 >/dev/null 2>&1 || true' EXIT
+trap 'compose down -v -t 25 >/dev/null 2>&1 || true' EXIT
 
 compose config -q
 log "docker-compose.yml is valid"

@@ -1,7 +1,8 @@
 /**
- * `npm run cluster`: Redis, CLUSTER_REPLICAS replicas (default 3) on PORT+1…PORT+N and nginx on PORT
- * (default 5000), in the foreground. Ctrl-C / SIGTERM stops every child. When a port is taken or a child dies
- * while starting, it says which and exits 1 instead of announcing a cluster that is not ours.
+ * `npm run cluster`: Redis, CLUSTER_REPLICAS replicas (default 3) on PORT+1…PORT+N (their metrics on
+ * PORT+1001…PORT+1000+N) and nginx on PORT (default 5000), in the foreground. Ctrl-C / SIGTERM stops every
+ * child. When a port is taken or a child dies while starting, it says which and exits 1 instead of announcing a
+ * cluster that is not ours.
  */
 import { startProcessCluster } from "./cluster/processes.js";
 
@@ -24,7 +25,8 @@ const cluster = await startProcessCluster({ port, replicas, stdio: "inherit" }).
   process.exit(1);
 });
 const replicaPorts = cluster.replicaUrls.map((u) => new URL(u).port).join(", ");
-console.log(`cluster ready at ${cluster.url} (replicas: ${replicaPorts})`);
+const metricsPorts = cluster.metricsUrls.map((u) => new URL(u).port).join(", ");
+console.log(`cluster ready at ${cluster.url} (replicas: ${replicaPorts}; metrics: ${metricsPorts})`);
 
 let stopping = false;
 const stop = (signal: string) => {

@@ -10,12 +10,21 @@ import { createMetrics, type Metrics } from "./metrics.js";
 import { createMemoryPostStore, createRedisPostStore } from "./posts/store.js";
 import { connectRedis, type RedisConnections } from "./redis.js";
 import { coalesceWebSocketWrites } from "./coalesce.js";
+import { installLimits } from "./limits/index.js";
 import { RoomFeeds } from "./history/feeds.js";
 import type { HistoryLimits, RoomLog } from "./history/log.js";
 import { createMemoryLog } from "./history/memory-log.js";
 import { createRedisLog } from "./history/redis-log.js";
 import { deliverLocally, watchRoomFeeds } from "./events/rooms.js";
 import { generateRoutedId } from "./routing.js";
+import { createDrain } from "./ops/drain.js";
+import { createLimitedLog, truncate } from "./ops/log-limiter.js";
+import { createMetricsServer } from "./ops/metrics-server.js";
+import { createRedisFaults } from "./ops/redis-faults.js";
+import { watchRedisHealth } from "./ops/redis-health.js";
+import { guardStore } from "./posts/guard.js";
+import { createRelay } from "./events/relay.js";
+import { createAuth } from "./auth/auth.js";
 
 const ROOM_MEMBERS_TIMEOUT_MS = 2000;
 
@@ -25,6 +34,10 @@ export interface App {
   log: Logger;
   metrics: Metrics;
   isReady(): boolean;
+  /** The metrics listener (METRICS_PORT, its own port); undefined when METRICS_PORT=0. Not listening yet. */
+  metricsServer: HttpServer | undefined;
+  /** The SIGTERM drain (src/ops/drain.ts): resolves when every connection was closed gradually. */
+  drain(): Promise<void>;
   /** Stops accepting, drops every local client so it reconnects elsewhere, closes Redis. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -48,14 +61,23 @@ function releaseHandshakeRequests(io: TypedServer): void {
 export function createApp(config: Config, log: Logger = createLogger(config)): App {
   coalesceWebSocketWrites();
   const redis: RedisConnections | undefined = config.redisUrl
-    ? connectRedis(config.redisUrl, log, { commandTimeoutMs: config.redisCommandTimeoutMs })
+    ? connectRedis(config.redisUrl, log, {
+        commandTimeoutMs: config.redisCommandTimeoutMs,
+        onPublishFailed: (channel, err) => faults.failed("publish", err, { channel: truncate(channel) }),
+      })
     : undefined;
   const posts = redis
-    ? createRedisPostStore(redis.pub, config.redisKeyPrefix, config.postsLimit)
+    ? guardStore(createRedisPostStore(redis.pub, config.redisKeyPrefix, config.postsLimit), {
+        up: () => redisUp(),
+        timeoutMs: config.redisCommandTimeoutMs,
+        onFailure: (err) => faults.failed("posts", err),
+      })
     : createMemoryPostStore(config.postsLimit);
 
   let closing = false;
-  const isReady = () => !closing && (redis ? redis.isReady() : true);
+  // Redis is up when its connections are and it answered a PING lately: a frozen Redis keeps its sockets open.
+  const redisUp = () => !redis || (redis.isReady() && (redisHealth?.answering() ?? false));
+  const isReady = () => !closing && !drain.draining() && redisUp();
 
   const io: TypedServer = new Server({
     cors: { origin: config.corsOrigins, methods: ["GET", "POST"] },
@@ -71,6 +93,8 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
         })
       : undefined,
   });
+  // Before the connection handler: its middleware and session listener run first.
+  const auth = createAuth(config, io, log);
   const limits: HistoryLimits = {
     size: config.historySize,
     ttlS: config.historyTtlS,
@@ -93,24 +117,51 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
     ready: isReady,
     redisConnected: redis ? () => redis.isReady() : undefined,
   });
-  const httpServer = createServer(createHttpApp({ config, log, posts, isReady, io, metrics }));
+  const limited = createLimitedLog(log);
+  const faults = createRedisFaults(metrics, limited);
+  const redisHealth = redis ? watchRedisHealth(redis.pub, (err) => faults.failed("ping", err)) : undefined;
+  const metricsServer = config.ops.metricsPort === 0 ? undefined : createMetricsServer(metrics, config.replicaId);
+  const httpServer = createServer(createHttpApp({ config, log, posts, isReady, io, metrics, auth }));
   // Attached after Express so that Engine.IO answers /socket.io/ and hands every other request on.
   io.attach(httpServer);
   io.engine.generateId = generateRoutedId;
   io.engine.on("headers", (headers: Record<string, string>) => {
     headers["X-Replica-Id"] = config.replicaId;
   });
-  releaseHandshakeRequests(io);
-  io.engine.on("connection_error", (err: { code: number; message: string; req?: { url?: string } }) => {
-    log.warn({ code: err.code, reason: err.message, url: err.req?.url }, "engine.io connection error");
+  // Refusals (origin, MAX_CONNECTIONS, packets per poll) and slow consumers; before the last middleware.
+  const guards = installLimits({ io, config, log, metrics, redis: redis?.pub });
+  const drain = createDrain({
+    io,
+    log,
+    metrics,
+    delayMs: config.ops.drainDelayMs,
+    closeMs: config.ops.drainCloseMs,
   });
+  releaseHandshakeRequests(io);
+  // A client controls the URL (an 8 KB sid) and the rate: one line per second per kind, the URL cut short.
+  io.engine.on("connection_error", (err: { code: number; message: string; req?: { url?: string } }) => {
+    limited.log(
+      "warn",
+      `engine.io:${err.message}`,
+      { code: err.code, reason: err.message, url: truncate(err.req?.url) },
+      "engine.io connection error",
+    );
+  });
+  const relay = createRelay(
+    io,
+    redis && {
+      publishes: redis.publishes,
+      up: redisUp,
+      onLocalOnly: (reason) => faults.failed("publish", new Error(reason)),
+    },
+  );
 
-  const context = { io, replicaId: config.replicaId, log, metrics, history } as const;
+  const context = { io, replicaId: config.replicaId, log, metrics, history, auth, relay, limited } as const;
   const feeds: RoomFeeds = new RoomFeeds(history, (entry, except) => deliver(entry, except), log);
   const app = { ...context, feeds };
   const deliver = deliverLocally(app);
   watchRoomFeeds(app);
-  io.on("connection", createConnectionHandler(app));
+  io.on("connection", createConnectionHandler(app, guards.eventGate(app)));
 
   let closed: Promise<void> | undefined;
   const close = () => {
@@ -126,12 +177,19 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
         setTimeout(() => httpServer.closeAllConnections(), 500).unref();
       });
       history.close();
+      redisHealth?.stop();
+      if (metricsServer?.listening) {
+        const stopped = new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+        metricsServer.closeAllConnections();
+        await stopped;
+      }
       await redis?.close();
       metrics.close();
+      limited.close();
       log.info("shut down");
     })();
     return closed;
   };
 
-  return { httpServer, io, log, metrics, isReady, close };
+  return { httpServer, io, log, metrics, isReady, metricsServer, drain: () => drain.start(), close };
 }

@@ -9,10 +9,20 @@ interface WebSocketTransport {
 interface FlushingSocket {
   readyState: string;
   flush(): void;
+  [AFTER_FLUSH]?: (socket: FlushingSocket) => void;
 }
 
 const CORKED = Symbol.for("realtime-server.corked-batches");
 const DEFERRED = Symbol.for("realtime-server.deferred-flush");
+/**
+ * An Engine.IO socket may carry a function under this key: it is called after each deferred flush of that
+ * socket (src/limits/slow-consumer.ts measures what is still queued there), once per tick at most.
+ */
+export const AFTER_FLUSH = Symbol.for("realtime-server.after-flush");
+
+/** Whether this process's Engine.IO flushes go through the deferred flush (and so run AFTER_FLUSH hooks). */
+export const deferredFlushInstalled = (): boolean =>
+  (EngineSocket.prototype as unknown as Record<symbol, boolean>)[DEFERRED] === true;
 
 /**
  * Fewer, larger writes under fan-out. Applied once per process: both patch Engine.IO's prototypes.
@@ -41,6 +51,7 @@ function deferFlushToEndOfTick(): void {
       for (const socket of pending) {
         pending.delete(socket);
         flushNow.call(socket);
+        socket[AFTER_FLUSH]?.(socket);
       }
     } finally {
       if (pending.size > 0) queueMicrotask(flushPending);

@@ -1,4 +1,7 @@
 import { hostname } from "node:os";
+import { parseLimits, type LimitsConfig } from "./limits/config.js";
+import { parseAuthConfig, type AuthConfig } from "./auth/config.js";
+import { parseOpsConfig, type OpsConfig } from "./ops/config.js";
 
 export interface Config {
   port: number;
@@ -9,7 +12,6 @@ export interface Config {
   corsOrigins: string[] | "*";
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   maxHttpBufferSize: number;
-  shutdownTimeoutMs: number;
   postsLimit: number;
   pingIntervalMs: number;
   pingTimeoutMs: number;
@@ -20,6 +22,14 @@ export interface Config {
   dedupeWindowS: number;
   /** Longest wait for one Redis command before the caller is told the outcome is unknown. */
   redisCommandTimeoutMs: number;
+  /** AUTH_* (src/auth/config.ts). */
+  auth: AuthConfig;
+  /** Rooms one socket may be in at once; a join beyond is refused with TOO_MANY_ROOMS. */
+  maxRoomsPerSocket: number;
+  /** Rate, connection, buffer and proxy limits (src/limits/config.ts). */
+  limits: LimitsConfig;
+  /** METRICS_PORT, DRAIN_DELAY_S, DRAIN_CLOSE_S, SHUTDOWN_TIMEOUT_MS (src/ops/config.ts). */
+  ops: OpsConfig;
   version: string;
 }
 
@@ -104,7 +114,6 @@ export function parseConfig(env: Env, version = "0.0.0"): Config {
     corsOrigins: corsOrigins(env),
     logLevel: logLevel(env),
     maxHttpBufferSize: integer(env, "MAX_HTTP_BUFFER_SIZE", 1_000_000, 1024, 100_000_000),
-    shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 8000, 0, 60_000),
     postsLimit: integer(env, "POSTS_LIMIT", 1000, 1, 1_000_000),
     pingIntervalMs: integer(env, "PING_INTERVAL_MS", 25_000, 50, 300_000),
     pingTimeoutMs: integer(env, "PING_TIMEOUT_MS", 20_000, 50, 300_000),
@@ -112,6 +121,10 @@ export function parseConfig(env: Env, version = "0.0.0"): Config {
     historyTtlS: integer(env, "HISTORY_TTL_S", 600, 1, 30 * 86_400),
     dedupeWindowS: integer(env, "DEDUPE_WINDOW_S", 120, 1, 86_400),
     redisCommandTimeoutMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 2000, 50, 60_000),
+    limits: parseLimits(env),
+    auth: parseAuthConfig(env),
+    maxRoomsPerSocket: integer(env, "MAX_ROOMS_PER_SOCKET", 100, 1, 100_000),
+    ops: parseOpsConfig(env, integer(env, "PORT", 5000, 0, 65535)),
     version,
   };
 }

@@ -10,7 +10,25 @@ export interface Post {
 }
 
 export type ErrorCode =
-  "INVALID_PAYLOAD" | "NOT_A_MEMBER" | "ACK_REQUIRED" | "UNKNOWN_EVENT" | "STORE_UNAVAILABLE" | "INTERNAL";
+  | "INVALID_PAYLOAD"
+  | "NOT_A_MEMBER"
+  | "ACK_REQUIRED"
+  | "UNKNOWN_EVENT"
+  | "STORE_UNAVAILABLE"
+  | "INTERNAL"
+  | "UNAUTHORIZED"
+  | "FORBIDDEN"
+  | "TOKEN_EXPIRED"
+  | "TOO_MANY_ROOMS"
+  | "RATE_LIMITED"
+  | "SLOW_CONSUMER";
+
+/** `connect_error`'s `data` when the handshake's token is refused (`err.data` in socket.io-client). */
+export interface UnauthorizedData {
+  code: "UNAUTHORIZED";
+  reason: "missing" | "invalid" | "expired";
+  message: string;
+}
 
 export interface ErrorPayload {
   event: string;
@@ -51,6 +69,12 @@ export type {
 /** A room message as members receive it (`room-message-received`). */
 export type RoomMessage = RoomMessageReceived;
 
+/**
+ * How far a `broadcast` or `chat` went: every replica's clients, or this replica's only (Redis was away or the
+ * cross-replica publish failed). They keep no history, so the ack is the only place a sender can learn it.
+ */
+export type Delivery = "local" | "cluster";
+
 export interface ServerInfo {
   replica: string;
   socketId: string;
@@ -59,16 +83,21 @@ export interface ServerInfo {
 
 export interface ClientToServerEvents {
   echo: (payload?: unknown, ack?: Ack) => void;
-  broadcast: (message: string, ack?: Ack) => void;
+  broadcast: (message: string, ack?: Ack<{ delivered: Delivery }>) => void;
   "join-room": (room: string | JoinRoomRequest, ack?: Ack<JoinRoomAck>) => void;
   "leave-room": (room: string, ack?: Ack<{ room: string }>) => void;
   "room-message": (payload: RoomMessageRequest, ack?: Ack<RoomMessageAck>) => void;
   "room-history": (request: RoomHistoryRequest, ack: Ack<RoomHistoryAck>) => void;
   "get-time": (ack?: Ack<{ time: string }>) => void;
   "update-list": (list: unknown[], ack?: Ack<{ count: number }>) => void;
-  chat: (message: string, ack?: Ack) => void;
+  chat: (message: string, ack?: Ack<{ delivered: Delivery }>) => void;
   "server-info": (ack: Ack<ServerInfo>) => void;
-  "room-members": (room: string, ack: Ack<{ room: string; members: string[]; partial: boolean }>) => void;
+  "room-members": (
+    room: string,
+    ack: Ack<{ room: string; members: string[]; users: string[]; partial: boolean }>,
+  ) => void;
+  /** A fresh token for the same `sub`, before the connection's token expires. */
+  "auth-refresh": (payload: { token: string }, ack?: Ack<{ exp: number | null }>) => void;
 }
 
 export interface ServerToClientEvents {
@@ -102,6 +131,7 @@ const CLIENT_EVENT_FLAGS = {
   chat: true,
   "server-info": true,
   "room-members": true,
+  "auth-refresh": true,
 } as const satisfies Record<ClientEventName, true>;
 
 export const CLIENT_EVENTS = Object.keys(CLIENT_EVENT_FLAGS) as readonly ClientEventName[];

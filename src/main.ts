@@ -34,28 +34,62 @@ app.httpServer.listen(config.port, config.host, () => {
     `listening on port ${config.port}`,
   );
 });
-
-process.on("unhandledRejection", (reason) => {
-  log.error({ err: reason }, "unhandled rejection");
-});
+const { metricsServer } = app;
+if (metricsServer) {
+  metricsServer.on("error", (err) => {
+    log.fatal({ err, metricsPort: config.ops.metricsPort }, "cannot listen on METRICS_PORT");
+    process.exit(1);
+  });
+  metricsServer.listen(config.ops.metricsPort, config.host, () => {
+    log.info({ metricsPort: config.ops.metricsPort, host: config.host }, `metrics on port ${config.ops.metricsPort}`);
+  });
+}
 
 let stopping = false;
-function shutdown(signal: string): void {
-  if (stopping) return;
+let skipDrain: () => void = () => undefined;
+/**
+ * Drain (readiness 503, new handshakes refused, sessions closed gradually: src/ops/drain.ts), then close.
+ * A second signal skips what is left of the drain. SHUTDOWN_TIMEOUT_MS bounds the whole of it.
+ */
+function shutdown(signal: string, exitCode = 0, drain = true): void {
+  if (stopping) {
+    skipDrain();
+    return;
+  }
   stopping = true;
   log.info({ signal }, "signal received");
   const timer = setTimeout(() => {
-    log.error({ timeoutMs: config.shutdownTimeoutMs }, "shutdown timed out");
+    log.error({ timeoutMs: config.ops.shutdownTimeoutMs }, "shutdown timed out");
     process.exit(1);
-  }, config.shutdownTimeoutMs);
+  }, config.ops.shutdownTimeoutMs);
   timer.unref();
-  app.close().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      log.error({ err }, "shutdown failed");
-      process.exit(1);
-    },
-  );
+  const skipped = new Promise<void>((resolve) => (skipDrain = resolve));
+  (drain ? Promise.race([app.drain(), skipped]) : Promise.resolve())
+    .then(() => app.close())
+    .then(
+      () => process.exit(exitCode),
+      (err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
 }
 process.on("SIGTERM", () => shutdown("SIGTERM"));
 process.on("SIGINT", () => shutdown("SIGINT"));
+
+// Policy: a rejection nobody handled means a state this code did not plan for. Carrying on could mean acking
+// messages that go nowhere; so log it, close every connection at once (clients reconnect to another replica)
+// and exit 1, for the orchestrator to restart the process. No drain: this process is not to be trusted.
+// One exception: a Redis command failing because the connection dropped (a library's unawaited command while
+// Redis restarts or this process shuts down). Every path that acks a client awaits its own commands, so
+// these change nothing a client was told; restarting every replica on a Redis blip would be the outage.
+const REDIS_TRANSPORT_FAILURE =
+  /^(Connection is closed\.|Stream isn't writeable|Command timed out|Reached the max retries per request)/;
+process.on("unhandledRejection", (reason) => {
+  if (reason instanceof Error && REDIS_TRANSPORT_FAILURE.test(reason.message)) {
+    log.warn({ err: reason.message }, "unawaited redis command failed (connection lost): ignored");
+    return;
+  }
+  log.fatal({ err: reason }, "unhandled rejection: exiting");
+  shutdown("unhandledRejection", 1, false);
+});

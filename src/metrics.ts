@@ -69,6 +69,8 @@ export interface Metrics {
   connected(): void;
   disconnected(reason: string): void;
   postCreated(): void;
+  /** A counter registered by another module (rendered with the others); its cells are incremented in place. */
+  counter(name: string, help: string, labelNames?: readonly string[]): { cell(...values: string[]): Cell };
   /** The exposition text; also resets the event-loop delay window. */
   render(): string;
   close(): void;
@@ -86,6 +88,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
     "reason",
   ]);
   const posts = new Counter("realtime_posts_created_total", "Posts created through POST /api/posts.");
+  const registered: Counter[] = [];
   const opened = connects.cell();
   const created = posts.cell();
 
@@ -150,9 +153,14 @@ export function createMetrics(sources: MetricsSources): Metrics {
     connected: () => void opened.value++,
     disconnected: (reason) => void disconnects.cell(reason).value++,
     postCreated: () => void created.value++,
+    counter(name, help, labelNames = []) {
+      const counter = new Counter(name, help, labelNames);
+      registered.push(counter);
+      return counter;
+    },
     render() {
       const out: string[] = [];
-      for (const counter of [received, rejected, connects, disconnects, posts]) counter.render(out);
+      for (const counter of [received, rejected, connects, disconnects, posts, ...registered]) counter.render(out);
       for (const gauge of gauges) {
         const type = gauge.name.endsWith("_total") ? "counter" : "gauge";
         out.push(`# HELP ${gauge.name} ${gauge.help}`, `# TYPE ${gauge.name} ${type}`);

@@ -1,5 +1,6 @@
 import { Redis } from "ioredis";
 import type { Logger } from "./logger.js";
+import { observeSubscribes, trackPublishes, type PublishTracker } from "./ops/publish-tracker.js";
 
 export interface RedisConnections {
   /** Publishes adapter messages and serves commands (posts). */
@@ -8,6 +9,8 @@ export interface RedisConnections {
   sub: Redis;
   /** Subscriber connection of the room feeds (one channel per room with local members). */
   feed: Redis;
+  /** The publishes of one emit, to tell whether a broadcast left this replica (src/ops/publish-tracker.ts). */
+  publishes: PublishTracker;
   isReady(): boolean;
   close(): Promise<void>;
 }
@@ -15,6 +18,8 @@ export interface RedisConnections {
 export interface RedisOptions {
   /** A command without an answer after this long fails: its outcome is unknown to the caller. */
   commandTimeoutMs: number;
+  /** Told of every failed publish (the adapter does not await them); logged one per failure without it. */
+  onPublishFailed?(channel: string, err: Error): void;
 }
 
 function connect(url: string, role: "pub" | "sub" | "feed", log: Logger, options: RedisOptions): Redis {
@@ -28,6 +33,9 @@ function connect(url: string, role: "pub" | "sub" | "feed", log: Logger, options
     // A command in flight when the connection drops has an unknown outcome: fail it (callers resend with
     // their idempotency key) rather than replay it into a Redis that may have restarted without its data.
     autoResendUnfulfilledCommands: role !== "pub",
+    // Nor queue commands while disconnected: they would run on reconnect before the room log has checked
+    // that Redis kept its writes. A command sent while Redis is away fails at once (STORE_UNAVAILABLE).
+    enableOfflineQueue: role !== "pub",
     // Publishes issued in one tick (a burst of broadcasts) leave as one write, so Redis answers the
     // subscribers with one write too: each replica then handles the burst in one wake-up instead of many.
     enableAutoPipelining: role === "pub",
@@ -44,17 +52,6 @@ function connect(url: string, role: "pub" | "sub" | "feed", log: Logger, options
   return client;
 }
 
-// The adapter publishes without awaiting; a publish that fails while Redis is away must be logged, not
-// left as an unhandled rejection that would end the process.
-function logFailedPublishes(client: Redis, log: Logger): void {
-  const publish = client.publish.bind(client) as (channel: string, message: string | Buffer) => Promise<number>;
-  client.publish = ((channel: string, message: string | Buffer) => {
-    const sent = publish(channel, message);
-    sent.catch((err: Error) => log.warn({ channel, err: err.message }, "redis publish failed: message not relayed"));
-    return sent;
-  }) as Redis["publish"];
-}
-
 // QUIT lets pending replies arrive; a connection that is not up (or does not answer) is simply dropped.
 async function quit(client: Redis): Promise<void> {
   if (client.status === "ready") {
@@ -66,13 +63,19 @@ async function quit(client: Redis): Promise<void> {
 
 export function connectRedis(url: string, log: Logger, options: RedisOptions): RedisConnections {
   const pub = connect(url, "pub", log, options);
-  logFailedPublishes(pub, log);
+  const publishes = trackPublishes(
+    pub,
+    options.onPublishFailed ??
+      ((channel, err) => log.warn({ channel, err: err.message }, "redis publish failed: message not relayed")),
+  );
   const sub = connect(url, "sub", log, options);
+  observeSubscribes(sub, (command, err) => log.error({ command, err: err.message }, `redis ${command} failed`));
   const feed = connect(url, "feed", log, options);
   return {
     pub,
     sub,
     feed,
+    publishes,
     isReady: () => pub.status === "ready" && sub.status === "ready" && feed.status === "ready",
     async close() {
       await Promise.all([quit(pub), quit(sub), quit(feed)]);

@@ -73,9 +73,12 @@ async function sendMany(
   return Promise.all(sent);
 }
 
+// These tests send hundreds of messages a second from one socket: the per-socket rate limit is off here.
+const NO_RATE_LIMIT = { RATE_LIMIT_EVENTS_PER_S: "0" };
+
 describe("reliable room client", () => {
   it("delivers 200 messages from 2 senders to 3 members exactly once and in offset order", async () => {
-    const { url } = await startServer();
+    const { url } = await startServer(NO_RATE_LIMIT);
     const members = await Promise.all(range(3).map(() => member(url)));
     await Promise.all(members.map((m) => m.rooms.join(ROOM)));
     const [a, b] = members as [Member, Member, Member];
@@ -109,7 +112,7 @@ describe("reliable room client", () => {
   });
 
   it("loses and duplicates nothing when a member's transport closes while messages flow", async () => {
-    const { url } = await startServer();
+    const { url } = await startServer(NO_RATE_LIMIT);
     const sender = await member(url);
     const reader = await member(url, RECONNECTING);
     await Promise.all([sender.rooms.join(ROOM), reader.rooms.join(ROOM)]);
@@ -127,7 +130,7 @@ describe("reliable room client", () => {
   });
 
   it("resends a sender's unacknowledged messages after its reconnect, with the same id, delivered once", async () => {
-    const { url } = await startServer();
+    const { url } = await startServer(NO_RATE_LIMIT);
     const sender = await member(url, RECONNECTING);
     const reader = await member(url);
     await Promise.all([sender.rooms.join(ROOM), reader.rooms.join(ROOM)]);
@@ -156,7 +159,7 @@ describe("reliable room client", () => {
   });
 
   it("delivers once a message resent with the same id, and acks the resend with the first offset", async () => {
-    const { url } = await startServer();
+    const { url } = await startServer(NO_RATE_LIMIT);
     const reader = await member(url);
     await reader.rooms.join(ROOM);
     const raw = await connect(url);
@@ -182,7 +185,7 @@ describe("reliable room client", () => {
   });
 
   it("pages more than 100 missed messages through room-history after a reconnect", async () => {
-    const { url } = await startServer();
+    const { url } = await startServer(NO_RATE_LIMIT);
     const sender = await member(url);
     const reader = await member(url);
     await Promise.all([sender.rooms.join(ROOM), reader.rooms.join(ROOM)]);
@@ -206,7 +209,7 @@ describe("reliable room client", () => {
   });
 
   it("reports a gap when the since epoch is unknown and delivers the room's history from its start", async () => {
-    const { url } = await startServer();
+    const { url } = await startServer(NO_RATE_LIMIT);
     const sender = await member(url);
     await sender.rooms.join(ROOM);
     const sent = await sendMany(sender, 3, "m");

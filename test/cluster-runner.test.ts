@@ -28,7 +28,9 @@ describe("npm run cluster", () => {
     void exited.then((code) => (exitCode = code));
     await eventually(() => out.includes("cluster ready") || exitCode !== undefined, 60_000, "cluster ready line");
     expect(exitCode, `runner exited early:\n${out}`).toBeUndefined();
-    expect(out).toContain(`cluster ready at http://127.0.0.1:${port} (replicas: ${port + 1}, ${port + 2})`);
+    expect(out).toContain(
+      `cluster ready at http://127.0.0.1:${port} (replicas: ${port + 1}, ${port + 2}; metrics: ${port + 1001}, ${port + 1002})`,
+    );
 
     const ports = [port, port + 1, port + 2];
     const res = await fetch(`http://127.0.0.1:${port}/`);

@@ -36,7 +36,8 @@ function ackOf<T = Record<string, unknown>>(client: ClientSocket, event: string,
 async function server(store: Store, env: Record<string, string> = {}) {
   const redisEnv: Record<string, string> =
     store === "redis" ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `t-${randomUUID()}:` } : {};
-  const started = await startServer({ ...redisEnv, ...env });
+  // These tests send hundreds of messages a second from one socket: the per-socket rate limit is off here.
+  const started = await startServer({ RATE_LIMIT_EVENTS_PER_S: "0", ...redisEnv, ...env });
   await eventually(() => started.app.isReady(), 5000, "ready");
   return started;
 }
@@ -299,8 +300,8 @@ describe("room history on Redis failures", () => {
   it("fills the gap left by a subscriber that Redis disconnected for lagging (client-output-buffer-limit)", async () => {
     const own = await startRedis();
     const env = { REDIS_URL: own.url, REDIS_KEY_PREFIX: `t-${randomUUID()}:` };
-    const one = await startServer({ ...env, REPLICA_ID: "one" });
-    const two = await startServer({ ...env, REPLICA_ID: "two" });
+    const one = await startServer({ ...env, REPLICA_ID: "one", RATE_LIMIT_EVENTS_PER_S: "0" });
+    const two = await startServer({ ...env, REPLICA_ID: "two", RATE_LIMIT_EVENTS_PER_S: "0" });
     await eventually(() => one.app.isReady() && two.app.isReady(), 5000, "ready");
     const sender = await connect(one.url);
     const member = await connect(two.url);
@@ -317,9 +318,9 @@ describe("room history on Redis failures", () => {
       const before = await subscriberIds();
       // Every publish of a room message now exceeds the pub/sub output buffer: Redis drops the subscribers.
       await admin.config("SET", "client-output-buffer-limit", "pubsub 1 1 0");
-      // Larger than Redis's 16 KB static reply buffer: the rest queues, past the 1-byte limit.
-      const body = "x".repeat(16_000);
-      const acks = await Promise.all(Array.from({ length: 20 }, (_, i) => send(sender, "laggy", `${i}:${body}`)));
+      // Each one larger than Redis's 16 KB reply buffer: the rest queues, past the 1-byte limit.
+      const body = (i: number) => `${i}:`.padEnd(16 * 1024, "x");
+      const acks = await Promise.all(Array.from({ length: 20 }, (_, i) => send(sender, "laggy", body(i))));
       expect(acks.every((ack) => ack.ok)).toBe(true);
       await admin.config("SET", "client-output-buffer-limit", "pubsub 32mb 8mb 60");
       await send(sender, "laggy", "after");

@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { AckResult } from "../src/contract.js";
 import { randomUUID } from "node:crypto";
 import { startRedis } from "./support/redis.js";
+import type { AddressInfo } from "node:net";
+import type { App } from "../src/app.js";
 import { cleanupAll, connect, eventually, onCleanup, sleep, startServer } from "./support/server.js";
 
 afterEach(cleanupAll);
@@ -29,12 +31,21 @@ async function scrape(url: string): Promise<Map<string, number>> {
   return samples;
 }
 
+/** Listens the app's metrics server on a free port (main.ts uses METRICS_PORT); app.close() closes it. */
+async function metricsUrl(app: App): Promise<string> {
+  const server = app.metricsServer;
+  if (!server) throw new Error("metrics are off (METRICS_PORT=0)");
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
 const ack = <T extends object>(send: (cb: (r: AckResult<T>) => void) => void) =>
   new Promise<AckResult<T>>((resolve) => send(resolve));
 
 describe("GET /metrics", () => {
   it("counts connections, events by name and rejections by event and code", async () => {
-    const { url } = await startServer({ REPLICA_ID: "m-1" });
+    const { url, app } = await startServer({ REPLICA_ID: "m-1" });
+    const metrics = await metricsUrl(app);
     const [a, b] = await Promise.all([connect(url), connect(url)]);
     await ack((cb) => a.emit("echo", "hi", cb));
     await ack((cb) => a.emit("echo", { x: 1 }, cb));
@@ -43,7 +54,7 @@ describe("GET /metrics", () => {
     await ack((cb) => b.emit("room-message", { room: "elsewhere", message: "x" }, cb));
     await ack((cb) => (b as unknown as { emit(e: string, cb: unknown): void }).emit("no-such-event", cb));
 
-    const m = await scrape(url);
+    const m = await scrape(metrics);
     expect(m.get('realtime_replica_info{replica="m-1",version="0.0.0"}')).toBe(1);
     expect(m.get("realtime_connections")).toBe(2);
     expect(m.get("realtime_connections_opened_total")).toBe(2);
@@ -61,10 +72,10 @@ describe("GET /metrics", () => {
     expect(Number.isFinite(m.get('realtime_event_loop_delay_seconds{quantile="0.99"}'))).toBe(true);
 
     a.disconnect();
-    let after = await scrape(url);
+    let after = await scrape(metrics);
     for (let i = 0; i < 100 && after.get("realtime_connections") !== 1; i++) {
       await sleep(20);
-      after = await scrape(url);
+      after = await scrape(metrics);
     }
     expect(after.get("realtime_connections")).toBe(1);
     expect(after.get('realtime_connections_closed_total{reason="client namespace disconnect"}')).toBe(1);
@@ -81,9 +92,35 @@ describe("GET /metrics", () => {
       body: JSON.stringify({ title: "t", body: "b" }),
     });
     expect(res.status).toBe(201);
-    const m = await scrape(url);
+    const m = await scrape(await metricsUrl(app));
     expect(m.get("realtime_posts_created_total")).toBe(1);
     expect(m.get("realtime_redis_connected")).toBe(1);
     expect(m.get("realtime_ready")).toBe(1);
+  });
+
+  it("is served on the metrics port only: every spelling of /metrics is 404 on the main port", async () => {
+    const { url, app } = await startServer();
+    const metrics = await metricsUrl(app);
+    for (const path of ["/metrics", "/metrics/", "/Metrics", "/METRICS/", "/metrics?x=1"]) {
+      expect((await fetch(`${url}${path}`)).status, `main port ${path}`).toBe(404);
+    }
+    expect((await fetch(`${metrics}/metrics?x=1`)).status).toBe(200);
+    // The metrics port serves nothing of the app, and no other spelling either.
+    for (const path of [
+      "/",
+      "/healthz",
+      "/api/posts",
+      "/metrics/",
+      "/Metrics",
+      "/socket.io/?EIO=4&transport=polling",
+    ]) {
+      expect((await fetch(`${metrics}${path}`)).status, `metrics port ${path}`).toBe(404);
+    }
+    expect((await fetch(`${metrics}/metrics`, { method: "POST" })).status).toBe(404);
+  });
+
+  it("has no metrics listener at all with METRICS_PORT=0", async () => {
+    const { app } = await startServer({ METRICS_PORT: "0" });
+    expect(app.metricsServer).toBeUndefined();
   });
 });

@@ -1,9 +1,24 @@
 import { spawn } from "node:child_process";
+import { createApp } from "../src/app.js";
+import { parseConfig } from "../src/config.js";
+import { createLogger } from "../src/logger.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { freePort } from "./support/redis.js";
-import { cleanupAll, connect, eventually, startServer } from "./support/server.js";
+import { cleanupAll, connect, eventually, onCleanup, startServer } from "./support/server.js";
 
 afterEach(cleanupAll);
+
+/**
+ * A server on a given port. Ports from freePort sit below the ephemeral range, so one freed by a closed server
+ * is not taken by some client socket before the next server binds it (as a `listen(0)` port can be).
+ */
+async function startServerOn(port: number, replicaId: string) {
+  const config = parseConfig({ PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "silent", REPLICA_ID: replicaId });
+  const app = createApp(config, createLogger(config));
+  onCleanup(() => app.close());
+  await new Promise<void>((resolve) => app.httpServer.listen(port, "127.0.0.1", resolve));
+  return { app, url: `http://127.0.0.1:${port}` };
+}
 
 describe("graceful shutdown", () => {
   it("fails readiness, then drops clients with a transport close (so they reconnect), then stops listening", async () => {
@@ -26,17 +41,15 @@ describe("graceful shutdown", () => {
   });
 
   it("lets a reconnecting client reach another replica after its replica shuts down", async () => {
-    const first = await startServer({ REPLICA_ID: "first" });
-    const port = Number(new URL(first.url).port);
+    const port = await freePort();
+    const first = await startServerOn(port, "first");
     const client = await connect(first.url, { reconnection: true, reconnectionDelay: 50, reconnectionDelayMax: 100 });
     const dropped = new Promise((resolve) => client.once("disconnect", resolve));
     await first.app.close();
     await dropped;
     const reconnected = new Promise<void>((resolve) => client.once("connect", () => resolve()));
     // Another replica takes over the address, as the balancer routes a reconnect to a survivor.
-    const second = await startServer({ REPLICA_ID: "second" });
-    second.app.httpServer.close();
-    await new Promise<void>((resolve) => second.app.httpServer.listen(port, "127.0.0.1", resolve));
+    await startServerOn(port, "second");
     await reconnected;
     expect(await client.emitWithAck("server-info")).toMatchObject({ ok: true, replica: "second" });
   });
@@ -44,7 +57,17 @@ describe("graceful shutdown", () => {
   it("exits 0 within 10 s on SIGTERM with clients connected, logging each step", async () => {
     const port = await freePort();
     const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", REPLICA_ID: "sig", LOG_LEVEL: "info" },
+      // No drain here (test/drain.test.ts covers it) and no metrics listener.
+      env: {
+        ...process.env,
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        REPLICA_ID: "sig",
+        LOG_LEVEL: "info",
+        METRICS_PORT: "0",
+        DRAIN_DELAY_S: "0",
+        DRAIN_CLOSE_S: "0",
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";

@@ -2,8 +2,8 @@ import { spawn, spawnSync, type ChildProcess, type StdioOptions } from "node:chi
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { renderNginxConf, staticUpstream } from "./nginx.js";
-import { canBind, takenPorts } from "./ports.js";
+import { nginxLimitsConf, renderNginxConf, renderTlsConf, staticUpstream } from "./nginx.js";
+import { canBind, freePort, takenPorts } from "./ports.js";
 import { startRedisServer, type KillSignal, type RedisPersistence } from "./redis-server.js";
 
 export type { KillSignal, RedisPersistence } from "./redis-server.js";
@@ -19,6 +19,15 @@ export interface ProcessClusterOptions {
   env?: Record<string, string>;
   /** How the cluster's redis-server keeps data across redis.restart(); `none` (memory only) by default. */
   redisPersistence?: RedisPersistence;
+  /** nginx's limits.conf (per-IP limits); nginx/limits.conf (none) by default. */
+  nginxLimits?: string;
+  /**
+   * Each replica's METRICS_PORT; by default replica port + 1000 (the CLI), or free ports when replicaPorts is
+   * given (tests).
+   */
+  metricsPorts?: number[];
+  /** nginx also listens with TLS on `port` (nginx/tls.conf rendered with these PEM files). */
+  tls?: { port: number; cert: string; key: string };
 }
 
 /** The cluster's redis-server, for chaos tests: kill it and bring it back on the same port and data. */
@@ -48,7 +57,11 @@ export interface RestartOptions {
 
 export interface ProcessCluster {
   url: string;
+  /** https:// on the TLS port, when started with `tls`. */
+  tlsUrl: string | undefined;
   replicaUrls: string[];
+  /** Each replica's metrics listener (METRICS_PORT), by index. */
+  metricsUrls: string[];
   replicaIds: string[];
   redis: ClusterRedis;
   /** Processes running now (redis + replicas + nginx). */
@@ -82,17 +95,22 @@ function findBinary(name: string, candidates: string[]): string {
   );
 }
 
-/** One replica: `src/main.ts` on loopback `port`, with `env` on top of this process's environment. */
+/**
+ * One replica: `src/main.ts` on loopback `port`, with `env` on top of this process's environment. `root` is
+ * the checkout it runs from (this one by default; the bench passes a worktree of another revision).
+ */
 export function spawnReplica(
   port: number,
   env: Record<string, string | undefined>,
   stdio: StdioOptions,
   nodeArgs: string[] = [],
+  root: string = ROOT,
 ): ChildProcess {
   return spawn(process.execPath, [...nodeArgs, "--import", "tsx", "src/main.ts"], {
-    cwd: ROOT,
+    cwd: root,
     stdio,
-    env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1" },
+    // METRICS_PORT off unless given: several replicas on one host cannot all take the default 9464.
+    env: { ...process.env, ...env, METRICS_PORT: env.METRICS_PORT ?? "0", PORT: String(port), HOST: "127.0.0.1" },
   });
 }
 
@@ -174,6 +192,20 @@ export async function waitForHttp(
   }
 }
 
+/** Replica port + 1000 for the CLI (predictable, printed); free ports when the caller chose the replica ports. */
+async function defaultMetricsPorts(replicaPorts: number[], opts: ProcessClusterOptions): Promise<number[]> {
+  if (!opts.replicaPorts) return replicaPorts.map((p) => p + 1000);
+  const ports: number[] = [];
+  const used = new Set([opts.port, ...replicaPorts, ...(opts.tls ? [opts.tls.port] : [])]);
+  while (ports.length < replicaPorts.length) {
+    const candidate = await freePort();
+    if (used.has(candidate)) continue;
+    ports.push(candidate);
+    used.add(candidate);
+  }
+  return ports;
+}
+
 interface Replica {
   id: string;
   port: number;
@@ -195,10 +227,11 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
   const nginxBin = findBinary("nginx", ["/usr/sbin/nginx"]);
   const stdio = opts.stdio ?? "ignore";
   const replicaPorts = opts.replicaPorts ?? Array.from({ length: opts.replicas }, (_, i) => opts.port + i + 1);
+  const metricsPorts = opts.metricsPorts ?? (await defaultMetricsPorts(replicaPorts, opts));
 
   // A port someone else listens on would be answered by them while our child dies on EADDRINUSE: refuse
   // before starting anything, naming the port.
-  const taken = await takenPorts([opts.port, ...replicaPorts]);
+  const taken = await takenPorts([opts.port, ...replicaPorts, ...metricsPorts, ...(opts.tls ? [opts.tls.port] : [])]);
   if (taken.length > 0)
     throw new Error(
       `port ${taken.join(", ")} already in use by another process (needs ${opts.port} and replicas ${replicaPorts.join(", ")})`,
@@ -273,9 +306,14 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
 
     replicaPorts.forEach((port, i) => {
       const env = {
+        // No drain unless asked for (the environment or opts.env): stopping a local cluster, a chaos test's
+        // rolling restart, should not wait DRAIN_DELAY_S + DRAIN_CLOSE_S per replica.
+        DRAIN_DELAY_S: process.env.DRAIN_DELAY_S ?? "0",
+        DRAIN_CLOSE_S: process.env.DRAIN_CLOSE_S ?? "0",
         ...opts.env,
         REPLICA_ID: replicaIds[i] as string,
         REDIS_URL: redis.url,
+        METRICS_PORT: String(metricsPorts[i]),
         LOG_LEVEL: opts.logLevel ?? process.env.LOG_LEVEL ?? "info",
       };
       replicas.push({ id: replicaIds[i] as string, port, env });
@@ -284,6 +322,14 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
 
     writeFileSync(join(dir, "nginx.conf"), renderNginxConf(`127.0.0.1:${opts.port}`));
     writeFileSync(join(dir, "upstream.conf"), staticUpstream(replicaPorts.map((p) => `127.0.0.1:${p}`)));
+    if (opts.tls) {
+      mkdirSync(join(dir, "tls.d"));
+      writeFileSync(
+        join(dir, "tls.d", "tls.conf"),
+        renderTlsConf(`127.0.0.1:${opts.tls.port}`, opts.tls.cert, opts.tls.key),
+      );
+    }
+    writeFileSync(join(dir, "limits.conf"), opts.nginxLimits ?? nginxLimitsConf());
     const nginx = track(
       spawn(
         nginxBin,
@@ -313,7 +359,9 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
 
     return {
       url,
+      tlsUrl: opts.tls ? `https://127.0.0.1:${opts.tls.port}` : undefined,
       replicaUrls: replicaPorts.map((p) => `http://127.0.0.1:${p}`),
+      metricsUrls: metricsPorts.map((p) => `http://127.0.0.1:${p}`),
       replicaIds,
       redis: clusterRedis,
       processCount: () => children.filter(isRunning).length,

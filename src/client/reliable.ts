@@ -16,6 +16,7 @@ import {
   type RoomMessageRequest,
   type RoomPosition,
 } from "./protocol.js";
+import { manageTokens, type TokenOptions } from "./tokens.js";
 
 /**
  * Why messages were skipped:
@@ -52,6 +53,13 @@ export interface ReliableRoomsOptions {
   retryDelayMs?: number;
   /** Default 5000 ms. */
   maxRetryDelayMs?: number;
+  /**
+   * The application's tokens (AUTH_MODE optional/required): asked before every (re)connect and when the
+   * token expired; with `refreshBeforeExpiryMs` (default 30 s) the helper sends `auth-refresh` ahead of expiry.
+   * Create the helper before the socket connects, so that the first connect carries a token too.
+   */
+  getToken?: TokenOptions["getToken"];
+  refreshBeforeExpiryMs?: number;
 }
 
 export interface ReliableRooms {
@@ -146,6 +154,18 @@ export function createReliableRooms(socket: Socket, options: ReliableRoomsOption
   const rooms = new Map<string, RoomState>();
   const sends = new Map<string, PendingSend>();
   let closed = false;
+
+  const detachTokens =
+    options.getToken &&
+    manageTokens(socket, {
+      getToken: options.getToken,
+      refreshBeforeExpiryMs: options.refreshBeforeExpiryMs,
+      ackTimeoutMs,
+      retryDelayMs,
+      maxRetryDelayMs,
+      reportError,
+      error: (code, message) => new ReliableRoomsError(code, message),
+    });
 
   const backoff = (retries: number) => Math.min(retryDelayMs * 2 ** retries, maxRetryDelayMs);
 
@@ -532,6 +552,7 @@ export function createReliableRooms(socket: Socket, options: ReliableRoomsOption
     close() {
       if (closed) return;
       closed = true;
+      detachTokens?.();
       socket.off("room-message-received", onLive);
       socket.off("connect", onConnect);
       socket.off("disconnect", onDisconnect);

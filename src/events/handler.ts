@@ -5,10 +5,17 @@ import type { RoomFeeds } from "../history/feeds.js";
 import type { RoomLog } from "../history/log.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
+import type { Auth } from "../auth/auth.js";
+import { errorSummary, type LimitedLog } from "../ops/log-limiter.js";
+import type { Relay } from "./relay.js";
 import { describeIssue } from "../schemas.js";
+import { clip, MAX_ERROR_MESSAGE_CHARS } from "../limits/clip.js";
 
-// Nothing per socket travels with fetchSockets: socket.data stays empty.
-export type SocketData = Record<string, never>;
+// socket.data travels with fetchSockets (room-members) over Redis: only the user id of an authenticated
+// socket goes there; the rest of its session stays on its replica (src/auth/auth.ts).
+export interface SocketData {
+  user?: string;
+}
 
 export type TypedServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 export type TypedSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -21,6 +28,11 @@ export interface AppContext {
   metrics: Metrics;
   history: RoomLog;
   feeds: RoomFeeds;
+  auth: Auth;
+  /** Broadcasts that say how far they went (src/events/relay.ts). */
+  relay: Relay;
+  /** Rate-limited warnings for what clients can trigger at will (src/ops/log-limiter.ts). */
+  limited: LimitedLog;
 }
 
 /**
@@ -64,10 +76,13 @@ export function reject(
   message: string,
   ack?: AnyAck,
 ): void {
-  app.log.debug({ socket: socket.id, event, code }, message);
-  app.metrics.eventRejected(event, code);
-  socket.emit("error", { event, code, message });
-  ack?.({ ok: false, error: { code, message } });
+  // Bounded echoes: a 900 KB event name must not come back (or reach the log) whole.
+  const name = clip(event);
+  const text = clip(message, MAX_ERROR_MESSAGE_CHARS);
+  app.log.debug({ socket: socket.id, event: name, code }, text);
+  app.metrics.eventRejected(name, code);
+  socket.emit("error", { event: name, code, message: text });
+  ack?.({ ok: false, error: { code, message: text } });
 }
 
 const OK: AckResult = { ok: true };
@@ -84,7 +99,12 @@ function settle(result: Result, ack: AnyAck | undefined): void {
 
 function fail(app: AppContext, socket: TypedSocket, event: string, err: unknown, ack: AnyAck | undefined): void {
   if (err instanceof EventError) return reject(app, socket, event, err.code, err.message, ack);
-  app.log.error({ socket: socket.id, event, err }, "event handler failed");
+  // A stack overflow is what a deeply nested payload causes, at will and at rate: one short line a second.
+  if (err instanceof RangeError) {
+    app.limited.log("warn", `handler:${event}:RangeError`, { event, error: errorSummary(err) }, "event handler failed");
+  } else {
+    app.log.error({ socket: socket.id, event, err }, "event handler failed");
+  }
   reject(app, socket, event, "INTERNAL", "internal error", ack);
 }
 

@@ -1,5 +1,8 @@
 import { isClientEvent } from "../contract.js";
+import { clip } from "../limits/clip.js";
+import type { EventGate } from "../limits/rate.js";
 import { reject, type AppContext, type EventRegistry, type SharedListener, type TypedSocket } from "./handler.js";
+import { authEvents } from "./auth.js";
 import { messageEvents } from "./messages.js";
 import { roomEvents } from "./rooms.js";
 
@@ -41,16 +44,21 @@ function inOrderAfterJoins(registry: EventRegistry): Array<[string, SharedListen
  * Builds every listener once for the app and returns the per-connection step, which only attaches
  * those shared listeners: a connection costs no closures of its own.
  */
-export function createConnectionHandler(app: AppContext): (socket: TypedSocket) => void {
-  const registry: EventRegistry = { ...messageEvents(app), ...roomEvents(app) };
-  const listeners = inOrderAfterJoins(registry);
+export function createConnectionHandler(app: AppContext, gate?: EventGate): (socket: TypedSocket) => void {
+  const registry: EventRegistry = { ...messageEvents(app), ...roomEvents(app), ...authEvents(app) };
+  // The rate gate comes first: a limited event waits for nothing and is answered at once.
+  const gated = (e: string, l: SharedListener): [string, SharedListener] => [e, gate ? gate.wrap(e, l) : l];
+  const listeners = inOrderAfterJoins(registry).map(([e, l]) => gated(e, l));
   const unknownReceived = app.metrics.eventReceived("unknown");
   const onUnknown = function (this: TypedSocket, event: string, ...args: unknown[]) {
     if (isClientEvent(event)) return;
     unknownReceived.value++;
     const last = args[args.length - 1];
     const ack = typeof last === "function" ? (last as Parameters<typeof reject>[5]) : undefined;
-    reject(app, this, String(event), "UNKNOWN_EVENT", `unknown event "${String(event)}"`, ack);
+    if (gate && !gate.admit(this, "unknown", ack)) return;
+    // The name is the client's: echo a bounded prefix of it, never the whole.
+    const name = clip(String(event));
+    reject(app, this, name, "UNKNOWN_EVENT", `unknown event "${name}"`, ack);
   };
   const onDisconnect = function (this: TypedSocket, reason: string) {
     app.log.debug({ socket: this.id, reason }, "client disconnected");

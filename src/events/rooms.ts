@@ -3,6 +3,7 @@ import type { JoinRoomAck, RoomMessage, RoomPosition } from "../contract.js";
 import type { RoomFeed } from "../history/feeds.js";
 import type { HistoryPage } from "../history/log.js";
 import { HISTORY_PAGE, joinRoom, roomHistory, roomMessage, roomName } from "../schemas.js";
+import { dedupeUserOf, senderOf } from "../auth/identity.js";
 import {
   defineEvent,
   EventError,
@@ -29,6 +30,13 @@ function requireMember(socket: TypedSocket, room: string): string {
   return key;
 }
 
+/** Socket ids, and beside them the distinct user ids of the authenticated ones. */
+function membersOf(sockets: ReadonlyArray<{ id: string; data: { user?: string } }>) {
+  const users = new Set<string>();
+  for (const s of sockets) if (s.data.user !== undefined) users.add(s.data.user);
+  return { members: sockets.map((s) => s.id), users: [...users] };
+}
+
 const storeUnavailable = (what: string) =>
   new EventError("STORE_UNAVAILABLE", `${what}: the room history is unavailable, try again shortly`);
 
@@ -37,6 +45,10 @@ export function watchRoomFeeds(app: AppContext): void {
   const adapter = app.io.of("/").adapter;
   adapter.on("delete-room", (key: string) => {
     if (key.startsWith(PREFIX)) app.feeds.drop(key.slice(PREFIX.length));
+  });
+  // A socket that leaves (or disconnects) while its join is still replaying is held no longer.
+  adapter.on("leave-room", (key: string, socketId: string) => {
+    if (key.startsWith(PREFIX)) app.feeds.get(key.slice(PREFIX.length))?.unhold(socketId);
   });
 }
 
@@ -76,7 +88,7 @@ export function roomEvents(
     } catch (err) {
       feed.unhold(socket.id);
       void socket.leave(roomKey(room));
-      log.warn({ room, err: (err as Error).message }, "join failed: room history unavailable");
+      app.limited.log("warn", "join:store", { err: (err as Error).message }, "join failed: room history unavailable");
       throw storeUnavailable("not joined");
     }
     if (!socket.connected || !socket.rooms.has(roomKey(room))) {
@@ -110,6 +122,7 @@ export function roomEvents(
   return {
     // Membership applies at once (before any await), the replay and the ack follow.
     "join-room": defineEvent(app, "join-room", joinRoom, (socket, { room, since }) => {
+      app.auth.checkJoin(socket, room);
       const joined = socket.join(roomKey(room));
       const feed = feeds.ensure(room);
       feed.hold(socket.id);
@@ -133,7 +146,8 @@ export function roomEvents(
       let epoch: string;
       let offset: number;
       try {
-        const entry = { room, id: id ?? randomUUID(), from: socket.id, message };
+        // The id reaches members as sent; an authenticated sender's ids are deduplicated per user.
+        const entry = { room, id: id ?? randomUUID(), from: senderOf(socket), message, user: dedupeUserOf(socket) };
         ({ epoch, offset } = await history.append(entry, feed?.position));
       } catch (err) {
         logFailedAppend(err);
@@ -149,6 +163,7 @@ export function roomEvents(
       "room-history",
       roomHistory,
       async (socket, { room, since, limit }) => {
+        app.auth.checkRoom(socket, room);
         requireMember(socket, room);
         let page: HistoryPage;
         try {
@@ -165,16 +180,22 @@ export function roomEvents(
       app,
       "room-members",
       roomName,
-      async (_socket, room) => {
+      async (socket, room) => {
+        app.auth.checkRoom(socket, room);
         // fetchSockets asks every replica through the adapter: presence is cluster-wide. When a replica or
         // Redis does not answer in time, the members this replica knows are returned, marked partial.
         try {
           const sockets = await io.in(roomKey(room)).fetchSockets();
-          return { room, members: sockets.map((s) => s.id), partial: false };
+          return { room, ...membersOf(sockets), partial: false };
         } catch (err) {
-          log.warn({ room, err: (err as Error).message }, "room-members: not every replica answered");
+          app.limited.log(
+            "warn",
+            "room-members:partial",
+            { err: (err as Error).message },
+            "room-members: not every replica answered",
+          );
           const sockets = await io.local.in(roomKey(room)).fetchSockets();
-          return { room, members: sockets.map((s) => s.id), partial: true };
+          return { room, ...membersOf(sockets), partial: true };
         }
       },
       { ackRequired: true },

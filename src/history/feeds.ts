@@ -1,6 +1,6 @@
 import type { RoomMessage, RoomPosition } from "../contract.js";
 import type { Logger } from "../logger.js";
-import type { HistoryPage, RoomLog } from "./log.js";
+import { isOlderEpoch, type HistoryPage, type RoomLog } from "./log.js";
 
 /** Delivers one entry to this replica's members of its room, except the sockets still being caught up. */
 export type Deliver = (entry: RoomMessage, except: readonly string[]) => void;
@@ -125,7 +125,11 @@ export class RoomFeed {
   }
 
   private passed(epoch: string, offset: number): boolean {
-    return (this.epoch === epoch && this.last >= offset) || this.retired.has(epoch);
+    return (
+      (this.epoch === epoch && this.last >= offset) ||
+      this.retired.has(epoch) ||
+      (this.epoch !== null && isOlderEpoch(epoch, this.epoch))
+    );
   }
 
   /** Resolves the waiters whose entry went out, and those waiting since before `expiredBefore`. */
@@ -161,7 +165,7 @@ export class RoomFeed {
           continue;
         }
         const entry = this.queue[0] as RoomMessage;
-        if (this.retired.has(entry.epoch)) {
+        if (this.retired.has(entry.epoch) || (this.epoch !== null && isOlderEpoch(entry.epoch, this.epoch))) {
           this.queue.shift();
           continue;
         }
@@ -195,7 +199,7 @@ export class RoomFeed {
         return;
       }
       if (!page.recovered) {
-        if (page.epoch !== null && page.epoch !== this.epoch) {
+        if (page.epoch !== null && page.epoch !== this.epoch && !(this.epoch && isOlderEpoch(page.epoch, this.epoch))) {
           // The history was lost and started again while this feed was not listening: follow the new one
           // from its start.
           this.switchEpoch(page.epoch);
@@ -224,6 +228,8 @@ export class RoomFeed {
   }
 
   private deliver(entry: RoomMessage): void {
+    // A feed that started before the room had history learns its epoch from the first entry it delivers.
+    this.epoch = entry.epoch;
     this.last = entry.offset;
     if (this.waiters.length > 0) this.settleWaiters();
     if (this.held.size === 0) return this.deliverTo(entry, []);

@@ -1,12 +1,27 @@
 import type { RoomMessage, RoomPosition } from "../contract.js";
 
+/**
+ * Epochs start with their creation time (12 hex digits of milliseconds, from Redis's clock for the Redis
+ * log), so a later epoch sorts after an earlier one: a late message of a lost history is recognised as such.
+ */
+export const isOlderEpoch = (epoch: string, than: string): boolean => epoch < than;
+
 /** What a replica hands the log to append: the log gives it its epoch and offset. */
 export interface NewEntry {
   room: string;
   id: string;
   from: string;
   message: string;
+  /** An authenticated sender: its ids are deduplicated apart from other users' and anonymous ones. Not stored. */
+  user?: string;
 }
+
+/**
+ * The name under which an entry's id is remembered: `i:<id>` for anonymous senders (as before users existed),
+ * `u:<length of user>:<user>:<id>` for a user, so that no id can stand for another sender's.
+ */
+export const dedupeKey = (entry: NewEntry): string =>
+  entry.user === undefined ? `i:${entry.id}` : `u:${entry.user.length}:${entry.user}:${entry.id}`;
 
 export interface Appended {
   epoch: string;

@@ -1,6 +1,14 @@
 import { randomUUID } from "node:crypto";
 import type { RoomMessage, RoomPosition } from "../contract.js";
-import { covers, type Appended, type HistoryLimits, type HistoryPage, type NewEntry, type RoomLog } from "./log.js";
+import {
+  covers,
+  dedupeKey,
+  type Appended,
+  type HistoryLimits,
+  type HistoryPage,
+  type NewEntry,
+  type RoomLog,
+} from "./log.js";
 
 interface Room {
   epoch: string;
@@ -13,6 +21,8 @@ interface Room {
 }
 
 const SWEEP_MS = 10_000;
+
+const newEpoch = (at: number) => `${at.toString(16).padStart(12, "0")}-${randomUUID()}`;
 
 /** The history of one process (`npm start` without Redis): same rules as the Redis log, no persistence. */
 export function createMemoryLog(limits: HistoryLimits, now: () => number = Date.now): RoomLog {
@@ -47,17 +57,19 @@ export function createMemoryLog(limits: HistoryLimits, now: () => number = Date.
       const at = now();
       let room = live(entry.room);
       if (!room) {
-        room = { epoch: randomUUID(), offset: 0, entries: [], ids: new Map(), expires: 0 };
+        room = { epoch: newEpoch(at), offset: 0, entries: [], ids: new Map(), expires: 0 };
         rooms.set(entry.room, room);
       }
       forgetExpiredIds(room, at);
-      const seen = room.ids.get(entry.id);
+      const key = dedupeKey(entry);
+      const seen = room.ids.get(key);
       if (seen) return Promise.resolve({ epoch: room.epoch, offset: seen.offset, duplicate: true });
       const offset = ++room.offset;
-      const message: RoomMessage = { ...entry, epoch: room.epoch, offset };
+      const { room: name, id, from, message: text } = entry;
+      const message: RoomMessage = { room: name, id, from, message: text, epoch: room.epoch, offset };
       room.entries.push(message);
       if (room.entries.length > limits.size) room.entries.shift();
-      room.ids.set(entry.id, { offset, expires: at + limits.dedupeWindowS * 1000 });
+      room.ids.set(key, { offset, expires: at + limits.dedupeWindowS * 1000 });
       room.expires = at + limits.ttlS * 1000;
       for (const listener of listeners) listener(message);
       return Promise.resolve({ epoch: room.epoch, offset, duplicate: false });

@@ -2,13 +2,22 @@ import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { RoomMessage, RoomPosition } from "../contract.js";
 import type { Logger } from "../logger.js";
-import { covers, type Appended, type HistoryLimits, type HistoryPage, type NewEntry, type RoomLog } from "./log.js";
+import {
+  covers,
+  dedupeKey,
+  type Appended,
+  type HistoryLimits,
+  type HistoryPage,
+  type NewEntry,
+  type RoomLog,
+} from "./log.js";
 
 /**
  * Redis layout (format version 1, in every key and record so old and new replicas can run side by side):
  *   <prefix>v1:{r:<room>}:m    hash: e (epoch), o (latest offset), g (generation it was written under)
  *   <prefix>v1:{r:<room>}:l    stream, entry id "<offset>-0", field r = record JSON {v, id, from, message}
  *   <prefix>v1:{r:<room>}:i:<id>  "<epoch> <offset>", expires after the dedupe window
+ *   <prefix>v1:{r:<room>}:u:<n>:<user>:<id>  the same for an authenticated sender's id (n: the user id's length)
  *   <prefix>v1:{r:<room>}:c    the room's live channel: "<epoch>\n<offset>\n<record>"
  *   <prefix>v1:gen             bumped when continuity is lost: every room then starts a new epoch
  *   <prefix>v1:beat            incremented by every replica twice a second, to notice a Redis that lost writes
@@ -28,7 +37,8 @@ if not epoch then rotated = 'new'
 elseif m[3] ~= gen then rotated = 'generation'
 elseif ARGV[6] == epoch and offset < tonumber(ARGV[7]) then rotated = 'rollback' end
 if rotated ~= '' then
-  epoch = ARGV[8]
+  local t = redis.call('TIME')
+  epoch = string.format('%012x', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) .. '-' .. ARGV[8]
   offset = 0
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'e', epoch, 'g', gen, 'v', ARGV[10])
@@ -228,7 +238,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
       const [epoch, offset, duplicate, rotated] = await redis.rtAppend(
         `${prefix}m`,
         `${prefix}l`,
-        `${prefix}i:${entry.id}`,
+        prefix + dedupeKey(entry),
         genKey,
         entry.id,
         JSON.stringify(record),

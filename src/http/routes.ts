@@ -6,6 +6,11 @@ import type { Metrics } from "../metrics.js";
 import { StoreUnavailableError, type PostStore } from "../posts/store.js";
 import { describeIssue, newPost } from "../schemas.js";
 import type { TypedServer } from "../events/handler.js";
+import { refuseForeignOrigins } from "../limits/origin.js";
+import { parsePageQuery } from "../limits/paging.js";
+import type { Auth } from "../auth/auth.js";
+import { requireScope } from "../auth/http.js";
+import { adminRoutes } from "./admin.js";
 
 export interface HttpDeps {
   config: Config;
@@ -14,21 +19,24 @@ export interface HttpDeps {
   io: TypedServer;
   isReady: () => boolean;
   metrics: Metrics;
+  auth: Auth;
 }
 
 function httpError(status: number, code: string, message: string, field?: string) {
   return { status, body: { error: { code, message, ...(field ? { field } : {}) } } };
 }
 
-export function createHttpApp({ config, log, posts, io, isReady, metrics }: HttpDeps): Express {
+export function createHttpApp({ config, log, posts, io, isReady, metrics, auth }: HttpDeps): Express {
   const app = express();
   app.disable("x-powered-by");
-  app.set("trust proxy", true);
+  // Only the balancer may say who the client is (TRUST_PROXY): a client cannot spoof X-Forwarded-For.
+  app.set("trust proxy", config.limits.trustProxy);
   app.use((_req, res, next) => {
     res.setHeader("X-Replica-Id", config.replicaId);
     next();
   });
   app.use(cors({ origin: config.corsOrigins }));
+  app.use(refuseForeignOrigins(config.corsOrigins));
   app.use(express.json({ limit: "100kb" }));
 
   app.get("/", (_req, res) => {
@@ -48,16 +56,19 @@ export function createHttpApp({ config, log, posts, io, isReady, metrics }: Http
     res.json({ replica: config.replicaId, version: config.version, connections: io.engine.clientsCount });
   });
 
-  // Scraped per replica (the load balancer does not expose it: behind nginx any replica would answer).
-  app.get("/metrics", (_req, res) => {
-    res.type("text/plain; version=0.0.4").send(metrics.render());
+  // No /metrics here: it has its own port (METRICS_PORT, src/ops/metrics-server.ts), which nginx never forwards.
+
+  app.get("/api/posts", async (req, res) => {
+    const query = parsePageQuery(req.query);
+    if (!query.ok) {
+      const { status, body } = httpError(400, "INVALID_QUERY", query.message, query.field);
+      res.status(status).json(body);
+      return;
+    }
+    res.json(await posts.list(query.page));
   });
 
-  app.get("/api/posts", async (_req, res) => {
-    res.json(await posts.list());
-  });
-
-  app.post("/api/posts", async (req, res) => {
+  app.post("/api/posts", requireScope(auth, "posts:write", { openWhenOff: true }), async (req, res) => {
     const parsed = newPost.safeParse(req.body);
     if (!parsed.success) {
       const { field, message } = describeIssue(parsed.error);
@@ -72,6 +83,8 @@ export function createHttpApp({ config, log, posts, io, isReady, metrics }: Http
     res.status(201).json(post);
   });
 
+  app.use(adminRoutes(auth, log));
+
   app.use((_req, res) => {
     const { status, body } = httpError(404, "NOT_FOUND", "no such route");
     res.status(status).json(body);
@@ -84,7 +97,7 @@ export function createHttpApp({ config, log, posts, io, isReady, metrics }: Http
     _next,
   ) => {
     if (err instanceof StoreUnavailableError) {
-      log.warn({ err: err.message }, "request failed: post store unavailable");
+      // Counted and logged (once a second) by the store guard (src/posts/guard.ts).
       res.status(503).json(httpError(503, "STORE_UNAVAILABLE", "posts are unavailable, try again shortly").body);
       return;
     }

@@ -30,6 +30,8 @@ export interface Member {
   /** Every join ack, with when it came. */
   joins: Array<{ at: number; ack: JoinRoomAck }>;
   storeUnavailable: number;
+  /** What the helper reported without a caller to reject (a refused rejoin…). */
+  errors: string[];
 }
 
 export interface RunningLoad {
@@ -68,16 +70,29 @@ async function connectMember(url: string, index: number, room: string): Promise<
     gaps: [],
     joins: [],
     storeUnavailable: 0,
+    errors: [],
     rooms: createReliableRooms(socket, {
       onMessage: (m) => member.delivered.push(m),
       onGap: (gap) => member.gaps.push(gap),
       onJoin: (ack) => member.joins.push({ at: Date.now(), ack }),
-      onError: () => undefined,
+      onError: (err) => member.errors.push(err.message),
       ackTimeoutMs: 3000,
       retryDelayMs: 100,
       maxRetryDelayMs: 1000,
     }),
   };
+  socket.on("disconnect", (reason) => member.errors.push(`disconnect: ${reason}`));
+  const t0 = Date.now();
+  const note = (what: string) => member.errors.push(`${Date.now() - t0}ms ${what}`);
+  socket.io.on("reconnect_attempt", (n) => note(`reconnect_attempt ${n}`));
+  socket.io.on("open", () => note("open"));
+  socket.io.on("close", (reason) => note(`manager close ${reason}`));
+  socket.on("connect", () => note("connect"));
+  socket.io.on("reconnect_error", (err) => member.errors.push(`reconnect_error: ${err.message}`));
+  socket.io.on("reconnect_failed", () => member.errors.push("reconnect_failed"));
+  socket.on("connect_error", (err) =>
+    member.errors.push(`connect_error: ${err.message} ${JSON.stringify((err as { data?: unknown }).data)}`),
+  );
   socket.on("error", (err) => {
     if (err.code === "STORE_UNAVAILABLE") member.storeUnavailable++;
   });
@@ -131,7 +146,16 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   await Promise.race([
     Promise.all(sends),
     sleep(30_000).then(() => {
-      throw new Error(`only ${acked.size} of ${sends.length} sends acknowledged after 30 s`);
+      const errors: string[] = [];
+      const state = members
+        .filter((m) => !m.socket.connected)
+        .map((m) => ({
+          connected: m.socket.connected,
+          joins: m.joins.length,
+          errors: m.errors.slice(-12),
+        }));
+      errors.push(JSON.stringify(state));
+      throw new Error(`only ${acked.size} of ${sends.length} sends acknowledged after 30 s; ${JSON.stringify(errors)}`);
     }),
   ]);
   return { ...running, acked, sent: sends.length, faultAt };

@@ -164,9 +164,9 @@ describe("through nginx", () => {
     expect(results.info).toMatchObject({ ok: true, socketId: results.socketId, rooms: ["browser-room"] });
   });
 
-  it("serves /metrics on every replica, but not through the load balancer", async () => {
+  it("serves /metrics on every replica's metrics port, but not on the main port nor through the load balancer", async () => {
     const ids = await Promise.all(
-      cluster.replicaUrls.map(async (url) => {
+      cluster.metricsUrls.map(async (url) => {
         const res = await fetch(`${url}/metrics`);
         expect(res.status).toBe(200);
         const id = /^realtime_replica_info\{replica="([^"]+)"/m.exec(await res.text())?.[1];
@@ -175,7 +175,9 @@ describe("through nginx", () => {
       }),
     );
     expect(new Set(ids).size).toBe(REPLICAS);
-    expect((await fetch(`${cluster.url}/metrics`)).status).toBe(404);
+    for (const base of [cluster.url, ...cluster.replicaUrls])
+      for (const path of ["/metrics", "/metrics/", "/Metrics", "/METRICS/"])
+        expect((await fetch(`${base}${path}`)).status, `${base}${path}`).toBe(404);
   });
 
   it("serves the example client with default transports (polling, then upgrade)", async () => {

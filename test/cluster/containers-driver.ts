@@ -1,6 +1,6 @@
 import { GenericContainer, Network, Wait, type StartedTestContainer } from "testcontainers";
 import { readFileSync } from "node:fs";
-import { renderNginxConf } from "../../scripts/cluster/nginx.js";
+import { nginxLimitsConf, renderNginxConf } from "../../scripts/cluster/nginx.js";
 import type { ClusterDriver } from "./driver.js";
 
 const ROOT_URL = new URL("../../", import.meta.url);
@@ -54,8 +54,15 @@ export const containersDriver: ClusterDriver = {
             .withNetwork(network)
             // Like compose: every replica answers to `app` in Docker's DNS, and nginx expands it.
             .withNetworkAliases("app", alias)
-            .withEnvironment({ REDIS_URL: "redis://redis:6379", REPLICA_ID: `replica-${i + 1}`, LOG_LEVEL: "warn" })
-            .withExposedPorts(5000)
+            // No drain: stopReplica gives a container 10 s, like the processes driver's SIGTERM.
+            .withEnvironment({
+              REDIS_URL: "redis://redis:6379",
+              REPLICA_ID: `replica-${i + 1}`,
+              LOG_LEVEL: "warn",
+              DRAIN_DELAY_S: "0",
+              DRAIN_CLOSE_S: "0",
+            })
+            .withExposedPorts(5000, 9464)
             .withWaitStrategy(Wait.forHttp("/readyz", 5000).forStatusCode(200))
             .start(),
         ),
@@ -69,6 +76,7 @@ export const containersDriver: ClusterDriver = {
         .withCopyContentToContainer([
           { content: renderNginxConf(), target: "/etc/nginx/nginx.conf" },
           { content: readFileSync(new URL(`nginx/${UPSTREAM}`, ROOT_URL), "utf8"), target: "/etc/nginx/upstream.conf" },
+          { content: nginxLimitsConf(), target: "/etc/nginx/limits.conf" },
         ])
         .withCommand(["nginx", "-g", "daemon off;"])
         .withExposedPorts(5000)
@@ -81,6 +89,7 @@ export const containersDriver: ClusterDriver = {
       return {
         url: urlOf(nginx),
         replicaUrls: apps.map(urlOf),
+        metricsUrls: apps.map((c) => `http://${c.getHost()}:${c.getMappedPort(9464)}`),
         replicaIds: aliases.map((_, i) => `replica-${i + 1}`),
         describe: () => `${running.size} containers (redis, ${replicas} replicas, nginx) from ${image}`,
         async stopReplica(i) {

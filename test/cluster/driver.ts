@@ -9,6 +9,8 @@ export interface RunningCluster {
   url: string;
   /** Each replica directly, by index. */
   replicaUrls: string[];
+  /** Each replica's metrics listener (METRICS_PORT), by index. */
+  metricsUrls: string[];
   /** Each replica's REPLICA_ID, by index. */
   replicaIds: string[];
   /** What runs, for the log: e.g. "5 processes" or "5 containers". */

@@ -15,6 +15,7 @@ export const processesDriver: ClusterDriver = {
     return {
       url: cluster.url,
       replicaUrls: cluster.replicaUrls,
+      metricsUrls: cluster.metricsUrls,
       replicaIds: cluster.replicaIds,
       describe: () => `${cluster.processCount()} processes (redis-server, ${replicas} replicas, nginx)`,
       stopReplica: (i) => cluster.stopReplica(i),
