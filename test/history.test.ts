@@ -212,6 +212,30 @@ describe.each<[Store, Transport]>([
     expect(end).toMatchObject({ recovered: true, messages: [] });
   });
 
+  it("pages a replay of large messages below the slow-consumer cap, and room-history pages the rest", async () => {
+    const { url } = await server(store);
+    const [sender, member] = await Promise.all([join(url), join(url)]);
+    await ackOf(sender, "join-room", "big");
+    const body = (i: number) => `${i}:`.padEnd(16 * 1024, "x");
+    let epoch: string | null = null;
+    for (let i = 1; i <= 40; i++) epoch = (await send(sender, "big", body(i))).epoch;
+    const seen = record(member, "room-message-received");
+    const ack = await ackOf<Ack>(member, "join-room", { room: "big", since: { epoch, offset: 0 } });
+    expect(ack).toMatchObject({ recovered: true, offset: 40 });
+    expect(ack.missed).toBeGreaterThan(0);
+    expect(ack.missed).toBeLessThan(20);
+    expect(offsets(seen)).toEqual(Array.from({ length: ack.missed }, (_, i) => i + 1));
+    let at = ack.missed;
+    while (at < 40) {
+      const page = await ackOf<Ack>(member, "room-history", { room: "big", since: { epoch, offset: at } });
+      expect(page.messages.length).toBeGreaterThan(0);
+      expect(page.messages.length).toBeLessThan(20);
+      expect(page.messages[0]?.offset).toBe(at + 1);
+      at = page.messages.at(-1)?.offset ?? at;
+    }
+    expect(member.connected).toBe(true);
+  });
+
   it("rejects since and room-history of the wrong types with INVALID_PAYLOAD, and history for non-members", async () => {
     const { url } = await server(store);
     const client = await join(url);

@@ -24,6 +24,24 @@ export function joinedRooms(rooms: Set<string>): string[] {
   return names;
 }
 
+/**
+ * A replay or history page stops at about 256 KiB (at least one message), far below the slow-consumer cap
+ * (MAX_SOCKET_BUFFER_BYTES, 1 MiB by default): 100 messages of 16 KiB would trip it. The client pages on
+ * from the last offset it got, the ack's `offset` telling it how far to go.
+ */
+export const PAGE_BYTES = 256 * 1024;
+
+function withinBudget(messages: RoomMessage[]): RoomMessage[] {
+  let bytes = 0;
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i] as RoomMessage;
+    // UTF-16 length: bytes for ASCII, a third of them at worst (a page then stays under 768 KiB).
+    bytes += m.message.length + m.from.length + m.id.length + m.epoch.length + 64;
+    if (bytes > PAGE_BYTES && i > 0) return messages.slice(0, i);
+  }
+  return messages;
+}
+
 function requireMember(socket: TypedSocket, room: string): string {
   const key = roomKey(room);
   if (!socket.rooms.has(key)) throw new EventError("NOT_A_MEMBER", `not a member of room "${room}"`);
@@ -100,9 +118,10 @@ export function roomEvents(
     // never needed.
     let from: number;
     if (page?.recovered) {
-      for (const entry of page.messages) socket.emit("room-message-received", entry);
-      from = page.messages.at(-1)?.offset ?? (since as RoomPosition).offset;
-      result = { room, epoch: page.epoch, offset: page.offset, recovered: true, missed: page.messages.length };
+      const replay = withinBudget(page.messages);
+      for (const entry of replay) socket.emit("room-message-received", entry);
+      from = replay.at(-1)?.offset ?? (since as RoomPosition).offset;
+      result = { room, epoch: page.epoch, offset: page.offset, recovered: true, missed: replay.length };
     } else if (page) {
       from = page.offset;
       result = { room, epoch: page.epoch, offset: page.offset, recovered: false, missed: 0 };
@@ -171,7 +190,7 @@ export function roomEvents(
         } catch {
           throw storeUnavailable("no history");
         }
-        return { room, ...page };
+        return { room, ...page, messages: withinBudget(page.messages) };
       },
       { ackRequired: true },
     ),
