@@ -10,6 +10,8 @@ COPY package.json package-lock.json ./
 RUN --mount=type=secret,id=npmrc,target=/root/.npmrc npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY scripts/build-client.ts ./scripts/
+# tsc, then the browser bundle of src/client/ (dist/web/reliable-rooms.js) with esbuild, a dev dependency.
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM ${NODE_IMAGE}
@@ -18,6 +20,8 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The chat page (/chat/); the admin UI is served from node_modules/@socket.io/admin-ui.
+COPY public ./public
 USER node
 # 9464: metrics (METRICS_PORT), for Prometheus on the internal network only; never publish it.
 EXPOSE 5000 9464

@@ -15,13 +15,13 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { arg, cpuNanoseconds, machineCpu, median, percentile, processCounters } from "./proc.js";
+import { pollUntil } from "../scripts/cluster/poll.js";
+import { arg, cpuNanoseconds, intArg, machineCpu, median, percentile, processCounters } from "./proc.js";
 import { startSetup, type SetupName, type SetupRef } from "./setups.js";
 import { startWorker, type Worker } from "./workers.js";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const now = () => performance.timeOrigin + performance.now();
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export const CHAT_SETUPS: SetupName[] = ["vanilla-cluster-3", "single", "cluster-3"];
 
@@ -39,20 +39,19 @@ export interface ChatParams {
 }
 
 export function chatParams(quick: boolean): ChatParams {
-  const num = (name: string, fallback: number, min: number, max: number) => {
-    const value = Number(arg(name) ?? fallback);
-    if (!Number.isFinite(value) || value < min || value > max) throw new Error(`--${name}: expected ${min}..${max}`);
-    return value;
-  };
+  // Messages per second per sender may be a fraction; every other option is an integer (intArg).
+  const rawRate = arg("chat-rate") ?? "2";
+  const rate = Number(rawRate);
+  if (!/^\d+(\.\d+)?$/.test(rawRate) || rate < 0.1 || rate > 50) throw new Error("--chat-rate: expected 0.1..50");
   const p: ChatParams = {
-    runs: num("runs", quick ? 2 : 3, 1, 10),
-    clients: num("chat-clients", 200, 2, 5000),
+    runs: intArg("runs", quick ? 2 : 3, 1, 10),
+    clients: intArg("chat-clients", 200, 2, 5000),
     loadProcesses: 2,
-    roomSize: num("chat-room-size", 20, 2, 1000),
-    senders: num("chat-senders", 10, 1, 1000),
-    ratePerSender: num("chat-rate", 2, 0.1, 50),
+    roomSize: intArg("chat-room-size", 20, 2, 1000),
+    senders: intArg("chat-senders", 10, 1, 1000),
+    ratePerSender: rate,
     warmupMs: 2000,
-    durationMs: num("chat-seconds", quick ? 6 : 15, 1, 120) * 1000,
+    durationMs: intArg("chat-seconds", quick ? 6 : 15, 1, 120) * 1000,
   };
   if (p.clients % (p.roomSize * p.loadProcesses) !== 0)
     throw new Error(`--chat-clients must be a multiple of ${p.loadProcesses} × the room size (${p.roomSize})`);
@@ -106,13 +105,14 @@ const stats = async (workers: Worker[]): Promise<ChatStats> => {
 };
 
 /** Waits (bounded) until `expected` deliveries and `sent` acks are in. */
-async function drain(workers: Worker[], expected: number, sent: number, ms: number): Promise<ChatStats> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const s = await stats(workers);
-    if ((s.delivered >= expected && s.acked + s.failed >= sent) || Date.now() > deadline) return s;
-    await sleep(20);
-  }
+function drain(workers: Worker[], expected: number, sent: number, ms: number): Promise<ChatStats> {
+  return pollUntil(
+    async () => {
+      const s = await stats(workers);
+      return s.delivered >= expected && s.acked + s.failed >= sent ? s : undefined;
+    },
+    { timeoutMs: ms, onTimeout: () => stats(workers) },
+  );
 }
 
 /** One phase of steady sending from every load process, starting together; returns the messages sent. */

@@ -12,26 +12,21 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { pollUntil } from "../scripts/cluster/poll.js";
 import { startRedisServer, type RedisPersistence, type RedisServer } from "../scripts/cluster/redis-server.js";
 import { createRedisLog } from "../src/history/redis-log.js";
 import type { RoomLog } from "../src/history/log.js";
 import { createLogger } from "../src/logger.js";
 import { connectRedis, type RedisConnections } from "../src/redis.js";
-import { arg, cpuNanoseconds, median, percentile } from "./proc.js";
+import { cpuNanoseconds, intArg, median, percentile } from "./proc.js";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
-function num(name: string, fallback: number, min: number, max: number): number {
-  const value = Number(arg(name) ?? fallback);
-  if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${name}: expected ${min}..${max}`);
-  return value;
-}
-
 const P = {
-  runs: num("runs", 3, 1, 10),
-  sequential: num("sequential", 2000, 10, 100_000),
-  concurrent: num("concurrent", 20_000, 100, 1_000_000),
-  inFlight: num("in-flight", 64, 2, 1024),
+  runs: intArg("runs", 3, 1, 10),
+  sequential: intArg("sequential", 2000, 10, 100_000),
+  concurrent: intArg("concurrent", 20_000, 100, 1_000_000),
+  inFlight: intArg("in-flight", 64, 2, 1024),
   warmup: 500,
   rooms: 10,
   messageBytes: 100,
@@ -65,11 +60,12 @@ async function start(mode: RedisPersistence): Promise<Target> {
   const server = await startRedisServer({ persistence: mode });
   const logger = createLogger({ logLevel: "silent", replicaId: "bench-fsync" });
   const redis = connectRedis(server.url, logger, { commandTimeoutMs: COMMAND_TIMEOUT_MS });
-  const deadline = Date.now() + 10_000;
-  while (!redis.isReady()) {
-    if (Date.now() > deadline) throw new Error(`${mode}: the Redis connections did not come up`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await pollUntil(() => redis.isReady() || undefined, {
+    timeoutMs: 10_000,
+    onTimeout: () => {
+      throw new Error(`${mode}: the Redis connections did not come up`);
+    },
+  });
   const log = createRedisLog({
     commands: redis.pub,
     subscriber: redis.feed,

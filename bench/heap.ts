@@ -8,10 +8,10 @@ import { fork, type ChildProcess } from "node:child_process";
 import { freePort } from "../scripts/cluster/ports.js";
 import { waitForExit, waitForHttp } from "../scripts/cluster/processes.js";
 import type { Mode } from "./load.js";
-import { arg } from "./proc.js";
+import { intArg } from "./proc.js";
 import { startWorker } from "./workers.js";
 
-const CONNECTIONS = Number(arg("connections") ?? 4000);
+const CONNECTIONS = intArg("connections", 4000, 1, 1_000_000);
 const LOAD_PROCESSES = 2;
 const ROOT = new URL("../", import.meta.url).pathname;
 

@@ -14,10 +14,10 @@ import { connect as tcpConnect } from "node:net";
 import { io, type Socket } from "socket.io-client";
 import { freePort } from "../scripts/cluster/ports.js";
 import { waitForExit } from "../scripts/cluster/processes.js";
-import { arg, percentile } from "./proc.js";
+import { intArg, percentile } from "./proc.js";
 import { startSetup } from "./setups.js";
 
-const SAMPLES = Number(arg("samples") ?? 1000);
+const SAMPLES = intArg("samples", 1000, 1, 10_000_000);
 const INTERVAL_MS = 5;
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

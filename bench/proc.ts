@@ -1,15 +1,20 @@
 import { readdirSync, readFileSync } from "node:fs";
+import { integer } from "../src/config.js";
 
 const TICKS_PER_SECOND = 100;
 
-/** user + system CPU seconds a process has used, from /proc/<pid>/stat. */
-export function cpuSeconds(pid: number): number {
+/** User and system CPU seconds of a process, from /proc/<pid>/stat (10 ms ticks). */
+function statCpu(pid: number): { user: number; sys: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   // The command name may contain spaces: fields are counted after its closing parenthesis.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return (utime + stime) / TICKS_PER_SECOND;
+  return { user: Number(fields[11]) / TICKS_PER_SECOND, sys: Number(fields[12]) / TICKS_PER_SECOND };
+}
+
+/** user + system CPU seconds a process has used, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number): number {
+  const { user, sys } = statCpu(pid);
+  return user + sys;
 }
 
 /**
@@ -50,14 +55,8 @@ export interface ProcessCounters {
 
 /** CPU seconds split into user and system time, and the number of write syscalls so far. */
 export function processCounters(pid: number): ProcessCounters {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const io = readFileSync(`/proc/${pid}/io`, "utf8");
-  return {
-    user: Number(fields[11]) / TICKS_PER_SECOND,
-    sys: Number(fields[12]) / TICKS_PER_SECOND,
-    writes: Number(/syscw:\s+(\d+)/.exec(io)?.[1] ?? NaN),
-  };
+  return { ...statCpu(pid), writes: Number(/syscw:\s+(\d+)/.exec(io)?.[1] ?? NaN) };
 }
 
 export function rssBytes(pid: number): number {
@@ -85,3 +84,7 @@ export function median(values: number[]): number {
 /** The value of a `--name=value` command-line option, if given. */
 export const arg = (name: string): string | undefined =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
+
+/** `--name=N`: an integer in min..max (the strict parser of src/config.ts: "1e3" is refused), else `fallback`. */
+export const intArg = (name: string, fallback: number, min: number, max: number): number =>
+  integer({ [`--${name}`]: arg(name) }, `--${name}`, fallback, min, max);

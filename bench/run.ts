@@ -16,7 +16,8 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { arg, median, percentile, processCounters, rssBytes, totalCpu, type ProcessCounters } from "./proc.js";
+import { pollUntil } from "../scripts/cluster/poll.js";
+import { arg, intArg, median, percentile, processCounters, rssBytes, totalCpu, type ProcessCounters } from "./proc.js";
 import { renderChart, renderDoc, renderTable, type SetupSummary, type Summary } from "./report.js";
 import { addBaseline, type Baseline } from "./baseline.js";
 import { CHAT_SETUPS, runChat } from "./chat.js";
@@ -27,7 +28,7 @@ const quick = process.argv.includes("--quick");
 const publish = process.argv.includes("--publish");
 const verbose = process.argv.includes("--verbose");
 const P = {
-  runs: Number(arg("runs") ?? 3),
+  runs: intArg("runs", 3, 1, 10),
   clients: 1000,
   loadProcesses: 2,
   window: 32,
@@ -83,13 +84,14 @@ const delivered = async (workers: Worker[]) =>
     0,
   );
 
-async function drain(workers: Worker[], expected: number, ms = 30_000): Promise<number> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const got = await delivered(workers);
-    if (got >= expected || Date.now() > deadline) return got;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+function drain(workers: Worker[], expected: number, ms = 30_000): Promise<number> {
+  return pollUntil(
+    async () => {
+      const got = await delivered(workers);
+      return got >= expected ? got : undefined;
+    },
+    { timeoutMs: ms, onTimeout: () => delivered(workers) },
+  );
 }
 
 /** --verbose: where each server process spent the saturation phase, per delivered message. */

@@ -2,10 +2,12 @@
 /**
  * Fan-out: VUS clients (default 500) connected through the balancer; SENDERS of them (default 5) emit
  * `broadcast` at RATE per second for DURATION_S seconds; every client receives every broadcast.
- * Same metrics as room-chat: broadcast_latency, sent/received counters, delivery rate, errors.
+ * Same metrics as room-chat: broadcast_latency, sent/received counters, delivery rate, errors. Latency
+ * thresholds per PROFILE (lib/profile.js).
  *   k6 run -e BASE_URL=http://localhost:5000 loadtest/broadcast.js
  */
-import { DeliveryTally, deliveryMetrics, envInt, runSession, sendFor } from "./lib/k6-session.js";
+import { DeliveryTally, deliveryMetrics, envInt, now, runSession, sendFor } from "./lib/k6-session.js";
+import { latencyThresholds, summaryTrendStats } from "./lib/profile.js";
 
 const VUS = envInt("VUS", 500, 20_000);
 const SENDERS = Math.min(envInt("SENDERS", 5, 100), VUS);
@@ -22,9 +24,10 @@ export const options = {
   scenarios: {
     fanout: { executor: "per-vu-iterations", vus: VUS, iterations: 1, maxDuration: `${DURATION_S + 60}s` },
   },
+  summaryTrendStats,
   thresholds: {
     broadcast_delivery: ["rate>=0.999"],
-    broadcast_latency: ["p(95)<50"],
+    broadcast_latency: latencyThresholds("broadcast_latency"),
     socket_errors: ["count==0"],
   },
 };
@@ -44,8 +47,9 @@ export default function () {
           sendFor(socket, {
             rate: RATE,
             durationS: DURATION_S,
+            phase: (__VU - 1) / SENDERS,
             send() {
-              session.emit("broadcast", [JSON.stringify({ t: Date.now(), vu: __VU })]);
+              session.emit("broadcast", [JSON.stringify({ t: now(), vu: __VU })]);
               sent.add(1);
               expected.add(VUS);
             },

@@ -1,11 +1,13 @@
 // @ts-check
 /**
  * Ramp to VUS connected clients (default 1,000) through the balancer; each joins a room and stays
- * connected for HOLD_S seconds. Thresholds: connect success >= 99.9 %, handshake p95 < 500 ms.
+ * connected for HOLD_S seconds. Thresholds: connect success >= 99.9 %, handshake p95 per PROFILE
+ * (lib/profile.js).
  *   k6 run -e BASE_URL=http://localhost:5000 -e VUS=1000 loadtest/connect-storm.js
  */
 import { Rate, Trend } from "k6/metrics";
 import { envInt, runSession } from "./lib/k6-session.js";
+import { latencyThresholds, summaryTrendStats } from "./lib/profile.js";
 
 const VUS = envInt("VUS", 1000, 20_000);
 const RAMP_S = envInt("RAMP_S", 30, 600);
@@ -27,9 +29,10 @@ export const options = {
       gracefulRampDown: "10s",
     },
   },
+  summaryTrendStats,
   thresholds: {
     connect_success: ["rate>=0.999"],
-    handshake_duration: ["p(95)<500"],
+    handshake_duration: latencyThresholds("handshake_duration"),
   },
 };
 

@@ -3,11 +3,12 @@
  * Rooms of ROOM_SIZE members (default 50; ROOMS rooms, default 2) spread over the replicas by the
  * balancer. Every member sends RATE room messages per second for DURATION_S seconds; each message
  * carries its send time and an idempotency id. Thresholds: delivery >= 99.9 %, room_message_latency
- * p95 < 50 ms, no errors, and no hole or reordering in the room offsets any member sees.
+ * p95 per PROFILE (lib/profile.js), no errors, and no hole or reordering in the room offsets any member sees.
  *   k6 run -e BASE_URL=http://localhost:5000 loadtest/room-chat.js
  */
 import { Counter } from "k6/metrics";
-import { DeliveryTally, deliveryMetrics, envInt, runSession, sendFor } from "./lib/k6-session.js";
+import { DeliveryTally, deliveryMetrics, envInt, now, runSession, sendFor } from "./lib/k6-session.js";
+import { latencyThresholds, summaryTrendStats } from "./lib/profile.js";
 
 const ROOM_SIZE = envInt("ROOM_SIZE", 50, 1000);
 const ROOMS = envInt("ROOMS", 2, 100);
@@ -32,9 +33,10 @@ export const options = {
       maxDuration: `${DURATION_S + 60}s`,
     },
   },
+  summaryTrendStats,
   thresholds: {
     room_delivery: ["rate>=0.999"],
-    room_message_latency: ["p(95)<50"],
+    room_message_latency: latencyThresholds("room_message_latency"),
     socket_errors: ["count==0"],
     room_offset_gaps: ["count==0"],
   },
@@ -71,8 +73,10 @@ export default function () {
           sendFor(socket, {
             rate: RATE,
             durationS: DURATION_S,
+            // Every member sends: spread the members evenly over the send interval.
+            phase: (__VU - 1) / (ROOM_SIZE * ROOMS),
             send() {
-              say(session, { t: Date.now(), vu: __VU });
+              say(session, { t: now(), vu: __VU });
               sent.add(1);
               expected.add(ROOM_SIZE);
             },

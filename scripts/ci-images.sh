@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Prepares a Docker engine and local images on a machine that has no engine running and no container
 # registry: starts dockerd, builds one Debian base image (redis-server, nginx, Node 24) with debootstrap,
-# tags it for the redis / nginx / node roles, and builds the app image from the real Dockerfile.
+# tags it for the redis / nginx / node roles, and builds the app image from the real Dockerfile. The k6 image
+# for the compose `k6` service is that base with ../shared/tools/k6 copied in.
 # Also builds an nginx image from Debian testing, whose nginx (>= 1.27.3) has the `resolve` parameter the
 # compose default upstream needs. Prints the env lines the tests need (REDIS_IMAGE, NGINX_IMAGE,
-# NGINX_UPSTREAM, APP_IMAGE) to the file named by $1.
+# NGINX_UPSTREAM, APP_IMAGE, K6_IMAGE) to the file named by $1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out_env=${1:?usage: scripts/ci-images.sh <env-file>}
@@ -114,3 +115,22 @@ NGINX_IMAGE=$nginx_image
 NGINX_UPSTREAM=$nginx_upstream
 APP_IMAGE=$app
 ENV
+
+# The compose `k6` service (profile loadtest): grafana/k6 cannot be pulled here, so the k6 binary of this
+# project's machines (../shared/tools/k6, Grafana k6 v2.2.0, static) goes onto the local Debian base. Without
+# that binary, K6_IMAGE stays unset and compose falls back to grafana/k6.
+k6_bin=${K6:-../shared/tools/k6}
+if [ -x "$k6_bin" ]; then
+  k6_version=$("$k6_bin" version | awk '{print $2; exit}')
+  k6_image=rt-local/k6:${k6_version:-local}
+  k6_ctx="$work/k6-image"
+  rm -rf "$k6_ctx" && mkdir -p "$k6_ctx"
+  install -m 0755 "$k6_bin" "$k6_ctx/k6"
+  printf 'FROM %s\nCOPY k6 /usr/bin/k6\nWORKDIR /home/k6\nENTRYPOINT ["k6"]\n' "$base" >"$k6_ctx/Dockerfile"
+  DOCKER_BUILDKIT=1 $DOCKER build -t "$k6_image" "$k6_ctx" >"$work/build-k6.log" 2>&1 || { tail -20 "$work/build-k6.log"; exit 1; }
+  rm -rf "$k6_ctx"
+  log "k6 image $k6_image ($($DOCKER run --rm "$k6_image" version | head -1))"
+  echo "K6_IMAGE=$k6_image" >>"$out_env"
+else
+  log "no k6 binary at $k6_bin: K6_IMAGE not set (compose uses grafana/k6)"
+fi

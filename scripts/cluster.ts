@@ -4,17 +4,17 @@
  * child. When a port is taken or a child dies while starting, it says which and exits 1 instead of announcing a
  * cluster that is not ours.
  */
+import { ConfigError, integer } from "../src/config.js";
 import { startProcessCluster } from "./cluster/processes.js";
 
 function positiveInt(name: string, fallback: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    process.stderr.write(`config error: invalid ${name}: expected an integer 1..${max}, got "${raw}"\n`);
+  try {
+    return integer(process.env, name, fallback, 1, max);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`config error: ${err.message}\n`);
     process.exit(2);
   }
-  return value;
 }
 
 const port = positiveInt("PORT", 5000, 65_000);

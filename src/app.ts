@@ -25,6 +25,7 @@ import { watchRedisHealth } from "./ops/redis-health.js";
 import { guardStore } from "./posts/guard.js";
 import { createRelay } from "./events/relay.js";
 import { createAuth } from "./auth/auth.js";
+import { installAdminUi } from "./http/admin-ui.js";
 
 const ROOM_MEMBERS_TIMEOUT_MS = 2000;
 
@@ -95,6 +96,8 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
   });
   // Before the connection handler: its middleware and session listener run first.
   const auth = createAuth(config, io, log);
+  // After the auth middleware: masks the verified token (ADMIN_UI=on only).
+  const stopAdminUi = installAdminUi({ io, config, log, redis: redis?.pub });
   const limits: HistoryLimits = {
     size: config.historySize,
     ttlS: config.historyTtlS,
@@ -108,6 +111,7 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
         limits,
         commandTimeoutMs: config.redisCommandTimeoutMs,
         log,
+        onSampledDelivery: (seconds) => metrics.roomDelivered(seconds),
       })
     : createMemoryLog(limits);
   const metrics = createMetrics({
@@ -167,6 +171,7 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
   const close = () => {
     closed ??= (async () => {
       closing = true;
+      stopAdminUi();
       log.info({ connections: io.engine.clientsCount }, "shutting down");
       // io.close() closes the HTTP listener and every local engine connection: clients see a transport
       // close (not a server-side disconnect) and therefore reconnect, through the balancer, elsewhere.

@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { parseLimits, type LimitsConfig } from "./limits/config.js";
 import { parseAuthConfig, type AuthConfig } from "./auth/config.js";
 import { parseOpsConfig, type OpsConfig } from "./ops/config.js";
+import { parseAdminUiConfig, type AdminUiConfig } from "./http/admin-ui.js";
 
 export interface Config {
   port: number;
@@ -30,6 +31,8 @@ export interface Config {
   limits: LimitsConfig;
   /** METRICS_PORT, DRAIN_DELAY_S, DRAIN_CLOSE_S, SHUTDOWN_TIMEOUT_MS (src/ops/config.ts). */
   ops: OpsConfig;
+  /** ADMIN_UI, ADMIN_UI_USERNAME, ADMIN_UI_PASSWORD_HASH (src/http/admin-ui.ts). */
+  adminUi: AdminUiConfig;
   version: string;
 }
 
@@ -47,7 +50,12 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
 
 type Env = Record<string, string | undefined>;
 
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+/**
+ * The one integer parser of the project (config, limits, `npm run cluster`, the bench's options): unset or empty
+ * is `fallback`; otherwise decimal digits only (no sign, exponent, hex, spaces or fraction: `Number()` would take
+ * "1e3") within min..max, else a ConfigError naming `name`.
+ */
+export function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   if (!/^\d+$/.test(raw)) throw new ConfigError(name, `expected an integer, got "${raw}"`);
@@ -125,6 +133,7 @@ export function parseConfig(env: Env, version = "0.0.0"): Config {
     auth: parseAuthConfig(env),
     maxRoomsPerSocket: integer(env, "MAX_ROOMS_PER_SOCKET", 100, 1, 100_000),
     ops: parseOpsConfig(env, integer(env, "PORT", 5000, 0, 65535)),
+    adminUi: parseAdminUiConfig(env),
     version,
   };
 }

@@ -18,6 +18,7 @@ import {
   eventually,
   next,
   onCleanup,
+  postJson,
   record,
   sleep,
   startServer,
@@ -89,13 +90,7 @@ async function refused(url: string, auth?: object): Promise<UnauthorizedData> {
 
 const as = (url: string, token: string) => connect(url, { auth: { token } });
 
-function post(url: string, token?: string): Promise<Response> {
-  return fetch(`${url}/api/posts`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify({ title: "t", body: "b" }),
-  });
-}
+const post = (url: string, token?: string) => postJson(`${url}/api/posts`, { title: "t", body: "b" }, token);
 
 function configError(env: Record<string, string>): ConfigError {
   try {
@@ -449,12 +444,7 @@ describe("with a real Redis", () => {
     const reasons: string[] = [];
     for (const s of [onOne, onTwo]) s.on("disconnect", (reason) => reasons.push(reason));
 
-    const kick = async (token?: string) =>
-      fetch(`${one.url}/api/admin/disconnect`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-        body: JSON.stringify({ sub: "alice" }),
-      });
+    const kick = (token?: string) => postJson(`${one.url}/api/admin/disconnect`, { sub: "alice" }, token);
     expect((await kick()).status).toBe(401);
     expect((await kick(await hs256("ops", { scope: "posts:write" }))).status).toBe(403);
     expect(onOne.connected && onTwo.connected).toBe(true);
@@ -493,14 +483,7 @@ describe("with a real Redis", () => {
 
   it("keeps the admin route closed when AUTH_MODE=off", async () => {
     const { url } = await startServer({});
-    const res = await fetch(`${url}/api/admin/disconnect`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        authorization: `Bearer ${await hs256("ops", { scope: "admin" })}`,
-      },
-      body: JSON.stringify({ sub: "alice" }),
-    });
+    const res = await postJson(`${url}/api/admin/disconnect`, { sub: "alice" }, await hs256("ops", { scope: "admin" }));
     expect(res.status).toBe(401);
   });
 });

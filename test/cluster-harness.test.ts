@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startProcessCluster, waitForHttp, waitForExit, type ProcessCluster } from "../scripts/cluster/processes.js";
-import { freePort, startRedis } from "./support/redis.js";
+import { freeClusterPorts, freePort, startRedis } from "./support/redis.js";
 
 // Not support/server.ts: that one loads src/, and these tests only drive processes.
 async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -30,16 +30,8 @@ describe("process cluster: kill and restart in place", () => {
   let cluster: ProcessCluster;
 
   beforeAll(async () => {
-    const port = await freePort();
-    const replicaPorts: number[] = [];
-    while (replicaPorts.length < 2) {
-      const candidate = await freePort();
-      if (candidate !== port && !replicaPorts.includes(candidate)) replicaPorts.push(candidate);
-    }
     cluster = await startProcessCluster({
-      port,
-      replicas: 2,
-      replicaPorts,
+      ...(await freeClusterPorts(2)),
       logLevel: "warn",
       redisPersistence: "aof-everysec",
     });

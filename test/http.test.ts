@@ -1,11 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Post } from "../src/contract.js";
-import { cleanupAll, connect, next, startServer } from "./support/server.js";
+import { cleanupAll, connect, next, postJson, startServer } from "./support/server.js";
 
 afterEach(cleanupAll);
-
-const postJson = (url: string, body: string) =>
-  fetch(`${url}/api/posts`, { method: "POST", headers: { "content-type": "application/json" }, body });
 
 describe("REST", () => {
   it("answers GET / with the greeting and the replica header", async () => {
@@ -22,14 +19,16 @@ describe("REST", () => {
     expect(await (await fetch(`${url}/api/posts`)).json()).toEqual([]);
 
     const pushed = [next(a, "post-created"), next(b, "post-created")];
-    const res = await postJson(url, JSON.stringify({ title: "First", body: "Hello" }));
+    const res = await postJson(`${url}/api/posts`, JSON.stringify({ title: "First", body: "Hello" }));
     expect(res.status).toBe(201);
     const first = (await res.json()) as Post;
     expect(first).toEqual({ id: expect.any(String), title: "First", body: "Hello", createdAt: expect.any(String) });
     expect(new Date(first.createdAt).toISOString()).toBe(first.createdAt);
     for (const post of await Promise.all(pushed)) expect(post).toEqual(first);
 
-    const second = (await (await postJson(url, JSON.stringify({ title: "Second", body: "Again" }))).json()) as Post;
+    const second = (await (
+      await postJson(`${url}/api/posts`, JSON.stringify({ title: "Second", body: "Again" }))
+    ).json()) as Post;
     expect(await (await fetch(`${url}/api/posts`)).json()).toEqual([second, first]);
   });
 
@@ -40,7 +39,7 @@ describe("REST", () => {
     ["a body over 16 KiB", { title: "t", body: "x".repeat(16 * 1024 + 1) }, "body", /16384 bytes/],
   ])("rejects a post with %s with 400 naming the field", async (_name, body, field, text) => {
     const { url } = await startServer();
-    const res = await postJson(url, JSON.stringify(body));
+    const res = await postJson(`${url}/api/posts`, JSON.stringify(body));
     expect(res.status).toBe(400);
     const json = (await res.json()) as { error: { code: string; field: string; message: string } };
     expect(json.error.code).toBe("INVALID_BODY");
@@ -50,10 +49,10 @@ describe("REST", () => {
 
   it("rejects malformed JSON and non-object bodies with 400", async () => {
     const { url } = await startServer();
-    const bad = await postJson(url, "{nope");
+    const bad = await postJson(`${url}/api/posts`, "{nope");
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { code: string } }).error.code).toBe("INVALID_JSON");
-    const array = await postJson(url, "[1,2]");
+    const array = await postJson(`${url}/api/posts`, "[1,2]");
     expect(array.status).toBe(400);
     expect(((await array.json()) as { error: { message: string } }).error.message).toMatch(/title, body/);
   });

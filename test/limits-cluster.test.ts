@@ -1,7 +1,7 @@
 import { request } from "node:http";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { freePort } from "../scripts/cluster/ports.js";
+import { freeClusterPorts } from "../scripts/cluster/ports.js";
 import { nginxLimitsConf } from "../scripts/cluster/nginx.js";
 import { startProcessCluster, type ProcessCluster } from "../scripts/cluster/processes.js";
 import { cleanupAll, connect, next, sleep, type ClientSocket } from "./support/server.js";
@@ -10,12 +10,8 @@ const GOOD = "https://good.example";
 let cluster: ProcessCluster;
 
 beforeAll(async () => {
-  const port = await freePort();
-  const replicaPorts = [await freePort(), await freePort(), await freePort()];
   cluster = await startProcessCluster({
-    port,
-    replicas: 3,
-    replicaPorts,
+    ...(await freeClusterPorts(3)),
     logLevel: "warn",
     env: { CORS_ORIGIN: GOOD, MAX_CONNECTIONS: "4" },
   });
@@ -87,11 +83,8 @@ describe("refusals through nginx", () => {
 
 describe("per-IP limits at nginx (limits.example.conf)", () => {
   it("answers handshakes over 10/s (burst 20) from one IP with 429, and lets an existing session's polls through", async () => {
-    const port = await freePort();
     const limited = await startProcessCluster({
-      port,
-      replicas: 1,
-      replicaPorts: [await freePort()],
+      ...(await freeClusterPorts(1)),
       logLevel: "warn",
       nginxLimits: nginxLimitsConf(true),
     });

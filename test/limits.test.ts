@@ -252,6 +252,9 @@ describe("slow consumers", () => {
         RATE_LIMIT_BURST: "100000",
       },
       ["ignore", "ignore", "inherit"],
+      // A fixed young generation: under this allocation rate V8 may or may not grow it to its 48 MB maximum
+      // (its heuristics flip with as little as the code loaded), which moves RSS by ~36 MB either way.
+      ["--max-semi-space-size=4"],
     );
     onCleanup(() => (child.kill("SIGTERM"), waitForExit(child, 10_000)));
     const url = `http://127.0.0.1:${port}`;

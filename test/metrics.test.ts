@@ -4,7 +4,8 @@ import { randomUUID } from "node:crypto";
 import { startRedis } from "./support/redis.js";
 import type { AddressInfo } from "node:net";
 import type { App } from "../src/app.js";
-import { cleanupAll, connect, eventually, onCleanup, sleep, startServer } from "./support/server.js";
+import { pollUntil } from "../scripts/cluster/poll.js";
+import { cleanupAll, connect, eventually, onCleanup, postJson, startServer } from "./support/server.js";
 
 afterEach(cleanupAll);
 
@@ -13,19 +14,29 @@ async function scrape(url: string): Promise<Map<string, number>> {
   const res = await fetch(`${url}/metrics`);
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+  return parseExposition(await res.text());
+}
+
+const NAME = "[a-zA-Z_:][a-zA-Z0-9_:]*";
+
+function parseExposition(text: string): Map<string, number> {
   const samples = new Map<string, number>();
-  const typed = new Set<string>();
-  for (const line of (await res.text()).trimEnd().split("\n")) {
-    const type = /^# TYPE ([a-z_]+) (counter|gauge)$/.exec(line);
-    if (type) typed.add(type[1] as string);
+  const typed = new Map<string, string>();
+  for (const line of text.trimEnd().split("\n")) {
+    if (line === "") continue;
+    const type = new RegExp(`^# TYPE (${NAME}) (counter|gauge|histogram|summary)$`).exec(line);
+    if (type) typed.set(type[1] as string, type[2] as string);
     if (line.startsWith("#")) {
-      expect(line).toMatch(/^# (HELP|TYPE) [a-z_]+ .+/);
+      expect(line).toMatch(new RegExp(`^# (HELP|TYPE) ${NAME} .+`));
       continue;
     }
-    const sample = /^([a-z_]+)(\{[^}]*\})? (-?[0-9.e+-]+)$/.exec(line);
+    const sample = new RegExp(`^(${NAME})(\\{[^}]*\\})? (-?[0-9.e+-]+|[Nn]a[Nn]|[+-]Inf)$`).exec(line);
     expect(sample, line).not.toBeNull();
     const [, name, labels = "", value] = sample as RegExpExecArray;
-    expect(typed.has(name as string), `${name} has a TYPE line`).toBe(true);
+    // A histogram's or summary's series are its name plus _bucket, _sum or _count.
+    const family = typed.has(name as string) ? (name as string) : (name as string).replace(/_(bucket|sum|count)$/, "");
+    expect(typed.has(family), `${name} has a TYPE line`).toBe(true);
+    expect(samples.has(`${name}${labels}`), `${name}${labels} once`).toBe(false);
     samples.set(`${name}${labels}`, Number(value));
   }
   return samples;
@@ -70,13 +81,25 @@ describe("GET /metrics", () => {
     expect(m.has("realtime_redis_connected")).toBe(false);
     expect(m.get("process_resident_memory_bytes")).toBeGreaterThan(0);
     expect(Number.isFinite(m.get('realtime_event_loop_delay_seconds{quantile="0.99"}'))).toBe(true);
+    // Node's default metrics (prom-client) alongside the app's.
+    expect(m.get("process_cpu_seconds_total")).toBeGreaterThan(0);
+    expect(m.get("nodejs_heap_used_bytes")).toBeGreaterThan(0);
+    expect(m.get("nodejs_heap_size_used_bytes")).toBeGreaterThan(0);
+    expect(m.has("nodejs_eventloop_lag_p99_seconds")).toBe(true);
+    // Every event's handling-time series exists from start-up; none was timed yet (one in 8 is).
+    expect(m.get('realtime_event_handling_seconds_count{event="get-time"}')).toBe(0);
+    expect(m.get('realtime_event_handling_seconds_count{event="echo"}')).toBe(0);
+    // No Redis, no cross-replica delivery: the histogram is there, empty.
+    expect(m.get('realtime_room_delivery_seconds_bucket{le="+Inf"}')).toBe(0);
 
     a.disconnect();
-    let after = await scrape(metrics);
-    for (let i = 0; i < 100 && after.get("realtime_connections") !== 1; i++) {
-      await sleep(20);
-      after = await scrape(metrics);
-    }
+    const after = await pollUntil(
+      async () => {
+        const m = await scrape(metrics);
+        return m.get("realtime_connections") === 1 ? m : undefined;
+      },
+      { timeoutMs: 2000, onTimeout: () => scrape(metrics) },
+    );
     expect(after.get("realtime_connections")).toBe(1);
     expect(after.get('realtime_connections_closed_total{reason="client namespace disconnect"}')).toBe(1);
   });
@@ -86,16 +109,50 @@ describe("GET /metrics", () => {
     onCleanup(() => redis.stop());
     const { url, app } = await startServer({ REDIS_URL: redis.url, REDIS_KEY_PREFIX: `t-${randomUUID()}:` });
     await eventually(() => app.isReady(), 5000, "redis ready");
-    const res = await fetch(`${url}/api/posts`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ title: "t", body: "b" }),
-    });
+    const res = await postJson(`${url}/api/posts`, { title: "t", body: "b" });
     expect(res.status).toBe(201);
     const m = await scrape(await metricsUrl(app));
     expect(m.get("realtime_posts_created_total")).toBe(1);
     expect(m.get("realtime_redis_connected")).toBe(1);
     expect(m.get("realtime_ready")).toBe(1);
+  });
+
+  it("times one event in 8 per event name, from arrival to answer", async () => {
+    const { url, app } = await startServer();
+    const metrics = await metricsUrl(app);
+    const socket = await connect(url);
+    for (let i = 0; i < 17; i++) await ack((cb) => socket.emit("get-time", cb));
+    const m = await scrape(metrics);
+    expect(m.get('realtime_events_received_total{event="get-time"}')).toBe(17);
+    expect(m.get('realtime_event_handling_seconds_count{event="get-time"}')).toBe(2);
+    const sum = m.get('realtime_event_handling_seconds_sum{event="get-time"}') as number;
+    expect(sum).toBeGreaterThan(0);
+    expect(sum).toBeLessThan(1);
+    expect(m.get('realtime_event_handling_seconds_bucket{le="+Inf",event="get-time"}')).toBe(2);
+  });
+
+  it("observes cross-replica room delivery latency on sampled entries (one append in 8)", async () => {
+    const redis = await startRedis();
+    onCleanup(() => redis.stop());
+    const env = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `t-${randomUUID()}:` };
+    const [one, two] = await Promise.all([
+      startServer({ ...env, REPLICA_ID: "a" }),
+      startServer({ ...env, REPLICA_ID: "b" }),
+    ]);
+    await eventually(() => one.app.isReady() && two.app.isReady(), 5000, "redis ready");
+    const sender = await connect(one.url);
+    const member = await connect(two.url);
+    await ack((cb) => member.emit("join-room", "lat", cb));
+    await ack((cb) => sender.emit("join-room", "lat", cb));
+    let received = 0;
+    member.on("room-message-received", () => received++);
+    for (let i = 0; i < 16; i++) await ack((cb) => sender.emit("room-message", { room: "lat", message: `m${i}` }, cb));
+    await eventually(() => received === 16, 5000, "16 deliveries");
+    const m = await scrape(await metricsUrl(two.app));
+    expect(m.get("realtime_room_delivery_seconds_count")).toBe(2);
+    const sum = m.get("realtime_room_delivery_seconds_sum") as number;
+    expect(sum).toBeGreaterThan(0);
+    expect(sum).toBeLessThan(2);
   });
 
   it("is served on the metrics port only: every spelling of /metrics is 404 on the main port", async () => {

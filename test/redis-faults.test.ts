@@ -3,17 +3,22 @@ import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { freePort, startRedis } from "./support/redis.js";
 import { startLoggedServer } from "./support/capture-log.js";
-import { cleanupAll, connect, eventually, next, onCleanup, record, sleep, startServer } from "./support/server.js";
+import {
+  cleanupAll,
+  connect,
+  eventually,
+  next,
+  onCleanup,
+  postJson,
+  record,
+  sleep,
+  startServer,
+} from "./support/server.js";
 
 afterEach(cleanupAll);
 
 const readyz = (url: string) => fetch(`${url}/readyz`).then((r) => r.status);
-const post = (url: string) =>
-  fetch(`${url}/api/posts`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ title: "t", body: "b" }),
-  });
+const post = (url: string) => postJson(`${url}/api/posts`, { title: "t", body: "b" });
 
 async function redisWithApps(count: number) {
   const redis = await startRedis();
@@ -105,7 +110,7 @@ describe("broadcast and chat while Redis is away", () => {
     for (let i = 0; i < 50; i++) await sender.emitWithAck("broadcast", `m${i}`);
     for (let i = 0; i < 5; i++) await post(url);
     await sleep(1100);
-    const text = app.metrics.render();
+    const text = await app.metrics.render();
     expect(text).toMatch(/^realtime_redis_failures_total\{kind="publish"\} 50$/m);
     expect(text).toMatch(/^realtime_redis_failures_total\{kind="posts"\} 5$/m);
     const publishLines = lines.filter((l) => l.kind === "redis-publish");

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Post } from "../src/contract.js";
 import { startRedis, type RedisServer } from "./support/redis.js";
-import { cleanupAll, connect, eventually, next, record, startServer } from "./support/server.js";
+import { cleanupAll, connect, eventually, next, postJson, record, startServer } from "./support/server.js";
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -50,11 +50,7 @@ describe("two replicas through a real Redis", () => {
     const [one, two] = await twoReplicas();
     const remote = await connect(two.url);
     const pushed = next(remote, "post-created");
-    const res = await fetch(`${one.url}/api/posts`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ title: "t", body: "b" }),
-    });
+    const res = await postJson(`${one.url}/api/posts`, { title: "t", body: "b" });
     expect(res.status).toBe(201);
     const post = (await res.json()) as Post;
     expect(await pushed).toEqual(post);

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { get } from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startProcessCluster, type ProcessCluster } from "../scripts/cluster/processes.js";
-import { freePort } from "./support/redis.js";
+import { freeClusterPorts, freePort } from "./support/redis.js";
 import { cleanupAll, connect, next, type ClientSocket } from "./support/server.js";
 
 let cluster: ProcessCluster;
@@ -23,12 +23,8 @@ beforeAll(async () => {
     ],
     { stdio: "ignore" },
   );
-  const port = await freePort();
-  const replicaPorts = [await freePort(), await freePort(), await freePort()];
   cluster = await startProcessCluster({
-    port,
-    replicas: 3,
-    replicaPorts,
+    ...(await freeClusterPorts(3)),
     logLevel: "warn",
     tls: { port: await freePort(), cert, key },
   });

@@ -1,10 +1,21 @@
 // @ts-check
 /** k6 glue: a Socket.IO session on a k6/ws socket, plus the tally that turns counts into a delivery rate. */
+import exec from "k6/execution";
 import { Counter, Rate, Trend } from "k6/metrics";
 import ws from "k6/ws";
 import { SocketIoSession, socketIoUrl } from "./socketio.js";
 
 export const BASE_URL = __ENV.BASE_URL || "http://localhost:5000";
+
+/**
+ * Milliseconds with microsecond resolution: the time since this k6 instance started the test, one monotonic
+ * clock shared by all its VUs. k6 has no `performance.now()` and `Date.now()` counts whole milliseconds, so
+ * send times and latencies use this (senders and receivers run in the same k6 process). VU code only: it is
+ * not available in the init context.
+ */
+export function now() {
+  return exec.instance.currentTestRunDuration;
+}
 
 /** An integer from the environment, bounded so no run is unbounded by mistake. */
 export function envInt(/** @type {string} */ name, /** @type {number} */ fallback, /** @type {number} */ max) {
@@ -24,10 +35,10 @@ export function envInt(/** @type {string} */ name, /** @type {number} */ fallbac
  * }} handlers
  */
 export function runSession(handlers) {
-  const started = Date.now();
+  const started = now();
   const res = ws.connect(socketIoUrl(BASE_URL), {}, (socket) => {
     const session = new SocketIoSession((frame) => socket.send(frame), {
-      onConnect: () => handlers.onConnected(session, socket, Date.now() - started),
+      onConnect: () => handlers.onConnected(session, socket, now() - started),
       onEvent: (event, args) => handlers.onEvent?.(event, args, session),
       onError: (message) => handlers.onError?.(message),
     });
@@ -90,12 +101,16 @@ export class DeliveryTally {
       return;
     }
     this.received++;
-    this.metrics.received.add(1);
-    if (typeof load.t === "number") this.metrics.latency.add(Date.now() - load.t);
+    if (typeof load.t === "number") this.metrics.latency.add(now() - load.t);
   }
 
-  /** Senders that never reported count as `perMissingSender` lost messages each. */
+  /**
+   * Records the counts (messages_received once per receiver, not one sample per message: k6 spends CPU on every
+   * sample, on the cores it shares with the server). Senders that never reported count as `perMissingSender`
+   * lost messages each.
+   */
   finish(/** @type {number} */ senders, /** @type {number} */ perMissingSender) {
+    this.metrics.received.add(this.received);
     const want = this.expected + Math.max(0, senders - this.reports) * perMissingSender;
     for (let i = 0; i < want; i++) this.metrics.delivery.add(i < this.received);
   }
@@ -103,17 +118,27 @@ export class DeliveryTally {
 
 /**
  * Calls `send` RATE times a second for `durationS` seconds on a k6 socket, then `report` once with the
- * number sent.
+ * number sent. `phase` (0 ≤ phase < 1, default 0) delays the start by that fraction of the send interval:
+ * senders given phases i / senders are spread evenly over the interval instead of all sending in the same
+ * millisecond (they all start on the same timer), which would measure the queue of a burst of
+ * senders × receivers deliveries, in k6 as much as in the server, rather than the latency of a message.
  * @param {import("k6/ws").Socket} socket
- * @param {{ rate: number, durationS: number, send: () => void, report: (sent: number) => void }} plan
+ * @param {{ rate: number, durationS: number, phase?: number, send: () => void, report: (sent: number) => void }} plan
  */
 export function sendFor(socket, plan) {
-  let sent = 0;
-  const stopAt = Date.now() + plan.durationS * 1000;
-  socket.setInterval(() => {
-    if (Date.now() >= stopAt) return;
-    plan.send();
-    sent++;
-  }, 1000 / plan.rate);
-  socket.setTimeout(() => plan.report(sent), plan.durationS * 1000);
+  const intervalMs = 1000 / plan.rate;
+  const start = () => {
+    let sent = 0;
+    const stopAt = now() + plan.durationS * 1000;
+    socket.setInterval(() => {
+      if (now() >= stopAt) return;
+      plan.send();
+      sent++;
+    }, intervalMs);
+    socket.setTimeout(() => plan.report(sent), plan.durationS * 1000);
+  };
+  // k6/ws timers throw on a delay under 1 ms (and the exception ends the session).
+  const delayMs = (plan.phase ?? 0) * intervalMs;
+  if (delayMs >= 1) socket.setTimeout(start, delayMs);
+  else start();
 }

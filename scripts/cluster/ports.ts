@@ -44,6 +44,16 @@ export async function freePortRun(length: number): Promise<number> {
 /** A free loopback port below the ephemeral range. */
 export const freePort = (): Promise<number> => freePortRun(1);
 
+/** nginx's port and `replicas` replica ports, all free and distinct: the port options of startProcessCluster. */
+export async function freeClusterPorts(
+  replicas: number,
+): Promise<{ port: number; replicas: number; replicaPorts: number[] }> {
+  const ports = new Set<number>();
+  while (ports.size < replicas + 1) ports.add(await freePort());
+  const [port, ...replicaPorts] = [...ports] as [number, ...number[]];
+  return { port, replicas, replicaPorts };
+}
+
 /** The ports of `ports` that another process already listens on. */
 export async function takenPorts(ports: number[]): Promise<number[]> {
   const free = await Promise.all(ports.map(canBind));

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { nginxLimitsConf, renderNginxConf, renderTlsConf, staticUpstream } from "./nginx.js";
+import { pollUntil } from "./poll.js";
 import { canBind, freePort, takenPorts } from "./ports.js";
 import { startRedisServer, type KillSignal, type RedisPersistence } from "./redis-server.js";
 
@@ -166,30 +167,33 @@ export async function waitForHttp(
   ms = 20_000,
   opts: WaitForHttpOptions = {},
 ): Promise<void> {
-  const deadline = Date.now() + ms;
   const expected = typeof opts.replicaId === "string" ? [opts.replicaId] : opts.replicaId;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null)
-      throw new Error(await exitReason(what, child, Number(new URL(url).port)));
-    let res: Response | undefined;
-    try {
-      res = await fetch(url);
-      await res.arrayBuffer();
-    } catch {
-      // not listening yet
-    }
-    if (res) {
-      const foreign = expected && foreignAnswer(res, expected);
-      if (foreign) {
-        const port = new URL(url).port;
-        throw new Error(`${what}: port ${port} is taken by another process (${url} answered with ${foreign})`);
+  const port = new URL(url).port;
+  await pollUntil(
+    async () => {
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(await exitReason(what, child, Number(port)));
+      let res: Response;
+      try {
+        res = await fetch(url);
+        await res.arrayBuffer();
+      } catch {
+        return undefined; // not listening yet
       }
+      const foreign = expected && foreignAnswer(res, expected);
+      if (foreign)
+        throw new Error(`${what}: port ${port} is taken by another process (${url} answered with ${foreign})`);
       // With anyStatus, an id that passed the check above is the replica itself, ready or not.
-      if (res.status === 200 || (opts.anyStatus && res.headers.has("x-replica-id"))) return;
-    }
-    if (Date.now() > deadline) throw new Error(`${what} not ready at ${url} within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+      return res.status === 200 || (opts.anyStatus && res.headers.has("x-replica-id")) || undefined;
+    },
+    {
+      timeoutMs: ms,
+      intervalMs: 100,
+      onTimeout: () => {
+        throw new Error(`${what} not ready at ${url} within ${ms} ms`);
+      },
+    },
+  );
 }
 
 /** Replica port + 1000 for the CLI (predictable, printed); free ports when the caller chose the replica ports. */

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { pollUntil } from "./poll.js";
 import { freePort } from "./ports.js";
 
 /**
@@ -135,34 +136,40 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
 }
 
 async function waitForPing(port: number, child: ChildProcess): Promise<void> {
-  // Long enough for a restart that replays a sizeable AOF.
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null)
-      throw new Error(
-        `redis-server on port ${port} exited (${child.signalCode ?? `code ${child.exitCode}`}); is the port taken?`,
-      );
-    const client = new Redis(port, "127.0.0.1", { lazyConnect: true, retryStrategy: () => null });
-    client.on("error", () => undefined);
-    let info: string;
-    try {
-      await client.connect();
-      await client.ping();
-      info = await client.info();
-    } catch {
-      if (Date.now() > deadline) throw new Error(`redis-server not answering on port ${port}`);
-      await new Promise((r) => setTimeout(r, 50));
-      continue;
-    } finally {
-      client.disconnect();
-    }
-    // A PING answered by another redis-server on this port (ours then dies on EADDRINUSE) is no start.
-    const pid = /^process_id:(\d+)/m.exec(info)?.[1];
-    if (pid !== String(child.pid))
-      throw new Error(`port ${port} is taken by another redis-server (pid ${pid ?? "unknown"})`);
-    // Replies before the AOF is replayed would show keys missing that are on disk.
-    if (/^loading:0/m.test(info)) return;
-    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} still loading its data`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  let state = "not answering";
+  await pollUntil(
+    async () => {
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(
+          `redis-server on port ${port} exited (${child.signalCode ?? `code ${child.exitCode}`}); is the port taken?`,
+        );
+      const client = new Redis(port, "127.0.0.1", { lazyConnect: true, retryStrategy: () => null });
+      client.on("error", () => undefined);
+      let info: string;
+      try {
+        await client.connect();
+        await client.ping();
+        info = await client.info();
+      } catch {
+        return undefined;
+      } finally {
+        client.disconnect();
+      }
+      // A PING answered by another redis-server on this port (ours then dies on EADDRINUSE) is no start.
+      const pid = /^process_id:(\d+)/m.exec(info)?.[1];
+      if (pid !== String(child.pid))
+        throw new Error(`port ${port} is taken by another redis-server (pid ${pid ?? "unknown"})`);
+      // Replies before the AOF is replayed would show keys missing that are on disk.
+      state = "still loading its data";
+      return /^loading:0/m.test(info) || undefined;
+    },
+    {
+      // Long enough for a restart that replays a sizeable AOF.
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      onTimeout: () => {
+        throw new Error(`redis-server on port ${port} ${state}`);
+      },
+    },
+  );
 }

@@ -4,7 +4,7 @@ import type { AckResult, ClientEventName, ClientToServerEvents, ErrorCode, Serve
 import type { RoomFeeds } from "../history/feeds.js";
 import type { RoomLog } from "../history/log.js";
 import type { Logger } from "../logger.js";
-import type { Metrics } from "../metrics.js";
+import { TIMING_SAMPLE_EVERY, type Metrics } from "../metrics.js";
 import type { Auth } from "../auth/auth.js";
 import { errorSummary, type LimitedLog } from "../ops/log-limiter.js";
 import type { Relay } from "./relay.js";
@@ -139,8 +139,8 @@ export function defineEvent<S extends z.ZodType | null>(
   options: Options = {},
 ): SharedListener {
   const received = app.metrics.eventReceived(event);
-  const listener: SharedListener = function (...args) {
-    received.value++;
+  const handled = app.metrics.eventHandled(event);
+  const handle: SharedListener = function (...args) {
     const ack = typeof args[args.length - 1] === "function" ? (args.pop() as AnyAck) : undefined;
     if (options.ackRequired && !ack) {
       reject(app, this, event, "ACK_REQUIRED", `${event} needs an acknowledgement callback`);
@@ -163,6 +163,15 @@ export function defineEvent<S extends z.ZodType | null>(
       fail(app, this, event, err, ack);
     }
     return undefined;
+  };
+  // One event in TIMING_SAMPLE_EVERY is timed, from arrival to its answer (an async handler's settles later).
+  const listener: SharedListener = function (...args) {
+    if (++received.value % TIMING_SAMPLE_EVERY !== 0) return handle.apply(this, args);
+    const start = performance.now();
+    const done = handle.apply(this, args);
+    if (done) void done.then(() => handled((performance.now() - start) / 1000));
+    else handled((performance.now() - start) / 1000);
+    return done;
   };
   return listener;
 }

@@ -15,7 +15,7 @@ import {
 /**
  * Redis layout (format version 1, in every key and record so old and new replicas can run side by side):
  *   <prefix>v1:{r:<room>}:m    hash: e (epoch), o (latest offset), g (generation it was written under)
- *   <prefix>v1:{r:<room>}:l    stream, entry id "<offset>-0", field r = record JSON {v, id, from, message}
+ *   <prefix>v1:{r:<room>}:l    stream, entry id "<offset>-0", field r = record JSON {v, id, from, message, t?}
  *   <prefix>v1:{r:<room>}:i:<id>  "<epoch> <offset>", expires after the dedupe window
  *   <prefix>v1:{r:<room>}:u:<n>:<user>:<id>  the same for an authenticated sender's id (n: the user id's length)
  *   <prefix>v1:{r:<room>}:c    the room's live channel: "<epoch>\n<offset>\n<record>"
@@ -96,6 +96,10 @@ return {1, generation, found}
 
 const BEAT_MS = 500;
 
+// Wall-clock milliseconds with sub-millisecond precision (Date.now() has 1 ms steps): comparable between
+// processes of one host, off by the clock skew between hosts.
+const wallClockMs = () => performance.timeOrigin + performance.now();
+
 interface Commands {
   rtAppend(...args: Array<string | number>): Promise<[string, number, number, string]>;
   rtRead(...args: Array<string | number>): Promise<Array<string | number>>;
@@ -107,7 +111,12 @@ interface Record {
   id: string;
   from: string;
   message: string;
+  /** Sampled entries only: the appending replica's wall clock (ms, sub-ms precision), for delivery latency. */
+  t?: number;
 }
+
+/** One append in this many (per replica) carries its send time `t`. */
+const DELIVERY_SAMPLE_EVERY = 8;
 
 export interface RedisLogOptions {
   /** Commands and publishes (the app's command connection). */
@@ -119,6 +128,8 @@ export interface RedisLogOptions {
   /** How long an append or read waits for a reconnecting Redis before its outcome is unknown. */
   commandTimeoutMs: number;
   log: Logger;
+  /** A sampled live entry arrived `seconds` after its append (on any replica): metrics. */
+  onSampledDelivery?(seconds: number): void;
 }
 
 export function createRedisLog(options: RedisLogOptions): RoomLog {
@@ -133,6 +144,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   commands.defineCommand("rtRead", { numberOfKeys: 3, lua: READ });
   commands.defineCommand("rtCheck", { numberOfKeys: 2, lua: CHECK });
   const redis = commands as unknown as Commands;
+  let appends = 0;
 
   const entryListeners: Array<(entry: RoomMessage) => void> = [];
   const resyncListeners: Array<() => void> = [];
@@ -149,6 +161,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
     const b = payload.indexOf("\n", a + 1);
     try {
       const record = JSON.parse(payload.slice(b + 1)) as Record;
+      if (typeof record.t === "number") options.onSampledDelivery?.((wallClockMs() - record.t) / 1000);
       const offset = Number(payload.slice(a + 1, b));
       return { from: record.from, room, message: record.message, id: record.id, offset, epoch: payload.slice(0, a) };
     } catch (err) {
@@ -235,6 +248,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
       await passGate();
       const prefix = tag(entry.room);
       const record: Record = { v: VERSION, id: entry.id, from: entry.from, message: entry.message };
+      if (++appends % DELIVERY_SAMPLE_EVERY === 0) record.t = wallClockMs();
       const [epoch, offset, duplicate, rotated] = await redis.rtAppend(
         `${prefix}m`,
         `${prefix}l`,

@@ -11,6 +11,8 @@ import { parsePageQuery } from "../limits/paging.js";
 import type { Auth } from "../auth/auth.js";
 import { requireScope } from "../auth/http.js";
 import { adminRoutes } from "./admin.js";
+import { adminUiRoutes } from "./admin-ui.js";
+import { chatRoutes } from "./chat.js";
 
 export interface HttpDeps {
   config: Config;
@@ -84,6 +86,8 @@ export function createHttpApp({ config, log, posts, io, isReady, metrics, auth }
   });
 
   app.use(adminRoutes(auth, log));
+  app.use(chatRoutes());
+  app.use(adminUiRoutes(config.adminUi));
 
   app.use((_req, res) => {
     const { status, body } = httpError(404, "NOT_FOUND", "no such route");

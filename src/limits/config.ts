@@ -1,5 +1,5 @@
 import { isIP } from "node:net";
-import { ConfigError } from "../config.js";
+import { ConfigError, integer } from "../config.js";
 
 /** Abuse limits: every knob of the "Security and limits" table in the README. */
 export interface LimitsConfig {
@@ -20,15 +20,6 @@ export interface LimitsConfig {
 }
 
 type Env = Record<string, string | undefined>;
-
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `expected an integer, got "${raw}"`);
-  const value = Number(raw);
-  if (value < min || value > max) throw new ConfigError(name, `expected ${min}..${max}, got ${value}`);
-  return value;
-}
 
 // The names proxy-addr (Express) understands, besides addresses and CIDR ranges.
 const PROXY_NAMES = new Set(["loopback", "linklocal", "uniquelocal"]);

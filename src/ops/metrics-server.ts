@@ -14,8 +14,14 @@ export function createMetricsServer(metrics: Metrics, replicaId: string): Server
       res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
       return;
     }
-    const body = metrics.render();
-    res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
-    res.end(req.method === "HEAD" ? undefined : body);
+    metrics.render().then(
+      (body) => {
+        res.writeHead(200, { "content-type": metrics.contentType });
+        res.end(req.method === "HEAD" ? undefined : body);
+      },
+      (err: unknown) => {
+        res.writeHead(500, { "content-type": "text/plain" }).end(`metrics failed: ${(err as Error).message}\n`);
+      },
+    );
   });
 }

@@ -1,8 +1,14 @@
 import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { io as ioClient, type Socket } from "socket.io-client";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Post } from "../../src/contract.js";
 import { launchChromium, servePage } from "../support/browser.js";
-import { cleanupAll, connect, eventually, next, record, type ClientSocket } from "../support/server.js";
+import { cleanupAll, connect, eventually, next, onCleanup, record, type ClientSocket } from "../support/server.js";
+import { ADMIN_PASSWORD, ADMIN_USER } from "./fixtures/admin-ui.js";
 import type { ClusterDriver, RunningCluster } from "./driver.js";
 import { selectDriver } from "./select.js";
 
@@ -237,5 +243,189 @@ describe("failover", () => {
     for (const message of await Promise.all(got)) {
       expect(message).toMatchObject({ from: survivor.id, room: "failover", message: "after failover" });
     }
+  }, 60_000);
+});
+
+describe("chat page and admin UI, through nginx", () => {
+  // docs/chat.png and docs/admin-ui.png are rewritten only when asked (they change with every run's ids).
+  const screenshotDir = process.env.UPDATE_SCREENSHOTS
+    ? new URL("../../docs/", import.meta.url).pathname
+    : mkdtempSync(join(tmpdir(), "rt-screens-"));
+  const origin = () => new URL(cluster.url).origin;
+  // The failover tests above stop a replica: these use the ones still running.
+  const liveReplicas = async () => {
+    const up = await Promise.all(
+      cluster.replicaUrls.map((url) =>
+        fetch(`${url}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      ),
+    );
+    return cluster.replicaIds.map((id, i) => ({ id, url: cluster.replicaUrls[i] as string })).filter((_, i) => up[i]);
+  };
+
+  /** Every request a page makes, and every error it logs (CSP violations included). */
+  function watch(page: Page) {
+    const seen = { requests: [] as string[], errors: [] as string[] };
+    page.on("request", (r) => seen.requests.push(r.url()));
+    page.on("pageerror", (e) => seen.errors.push(e.message));
+    page.on("console", (m) => {
+      if (m.type() === "error") seen.errors.push(m.text());
+    });
+    return seen;
+  }
+
+  interface ChatPage {
+    context: BrowserContext;
+    page: Page;
+    replica: string;
+    socketId: string;
+    seen: ReturnType<typeof watch>;
+  }
+
+  it("chat: two browsers on different replicas join a room, exchange messages both ways, see each other and a post", async () => {
+    const browser = await launchChromium();
+    const open = async (): Promise<ChatPage> => {
+      const context = await browser.newContext({ viewport: { width: 1180, height: 700 } });
+      const page = await context.newPage();
+      const seen = watch(page);
+      await page.goto(`${cluster.url}/chat/`);
+      type Chat = { chat?: { connected: boolean; replica: string; socketId: string } };
+      await page.waitForFunction(() => (globalThis as unknown as Chat).chat?.replica, null, { timeout: 10_000 });
+      const { replica, socketId } = await page.evaluate(() => (globalThis as unknown as Required<Chat>).chat);
+      return { context, page, replica, socketId, seen };
+    };
+    const a = await open();
+    // nginx spreads handshakes at random: open the second page again until it lands on another replica.
+    let b = await open();
+    for (let tries = 1; b.replica === a.replica && tries < 12; tries++) {
+      await b.context.close();
+      b = await open();
+    }
+    expect(b.replica).not.toBe(a.replica);
+    expect(cluster.replicaIds).toEqual(expect.arrayContaining([a.replica, b.replica]));
+
+    const room = `chat-${Date.now().toString(36)}`;
+    for (const { page } of [a, b]) {
+      await page.fill("#room-input", room);
+      await page.click("#join-form button");
+      await page.waitForSelector(`#rooms li.active[data-room="${room}"]`);
+    }
+    const say = async (from: ChatPage, to: ChatPage, text: string) => {
+      await from.page.fill("#message-input", text);
+      await from.page.press("#message-input", "Enter");
+      await to.page.waitForSelector(`#messages li:has-text("${text}")`, { timeout: 5000 });
+    };
+    await say(a, b, "Hello from the first replica");
+    await say(b, a, "Hi! Answering from another one");
+    await say(a, b, "Both ways, in order");
+    for (const { page } of [a, b]) {
+      const shown = await page.$$eval("#messages li", (items) =>
+        items.map((li) => [li.getAttribute("data-offset"), li.querySelector(".text")?.textContent]),
+      );
+      expect(shown.map(([, text]) => text)).toEqual([
+        "Hello from the first replica",
+        "Hi! Answering from another one",
+        "Both ways, in order",
+      ]);
+      const offsets = shown.map(([offset]) => Number(offset));
+      expect(offsets).toEqual([offsets[0], offsets[0]! + 1, offsets[0]! + 2]);
+    }
+
+    // room-members answers from every replica: each page lists both sockets.
+    for (const { page } of [a, b]) {
+      await page.click("#members-refresh");
+      await expect
+        .poll(() => page.$$eval("#members li", (items) => items.map((li) => li.textContent)), { timeout: 5000 })
+        .toEqual(expect.arrayContaining([a.socketId, b.socketId]));
+    }
+
+    // A post created on one page is pushed (post-created) to the other.
+    const title = `Release notes ${Date.now().toString(36)}`;
+    await b.page.fill("#post-title", title);
+    await b.page.fill("#post-body", "The chat page is live on every replica.");
+    await b.page.click("#post-form button");
+    await a.page.waitForSelector(`#posts li:has-text("${title}")`, { timeout: 5000 });
+
+    await a.page.screenshot({ path: join(screenshotDir, "chat.png") });
+    for (const { seen } of [a, b]) {
+      expect(seen.errors).toEqual([]);
+      expect(seen.requests.filter((url) => new URL(url).origin !== origin())).toEqual([]);
+    }
+  }, 60_000);
+
+  it("admin UI: /admin/ needs the credentials, the /admin namespace checks them and reports every replica", async () => {
+    // HTTP basic auth on the static UI, through nginx.
+    const basic = (user: string, password: string) => ({
+      authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`,
+    });
+    const anonymous = await fetch(`${cluster.url}/admin/`);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get("www-authenticate")).toMatch(/^Basic /);
+    expect((await fetch(`${cluster.url}/admin/`, { headers: basic(ADMIN_USER, "wrong") })).status).toBe(401);
+    const page = await fetch(`${cluster.url}/admin/`, { headers: basic(ADMIN_USER, ADMIN_PASSWORD) });
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain("Socket.IO Admin UI");
+    expect(html).not.toMatch(/https?:\/\//);
+
+    // The namespace is the credential check; a password-less handshake must not take the replica down.
+    const adminSocket = (auth: object, url = cluster.url): Socket => {
+      const socket = ioClient(`${url}/admin`, { auth, transports: ["websocket"], forceNew: true, reconnection: false });
+      onCleanup(() => void socket.disconnect());
+      return socket;
+    };
+    const refusal = (socket: Socket) =>
+      new Promise<string>((resolve, reject) => {
+        socket.once("connect", () => reject(new Error("connected without valid credentials")));
+        socket.once("connect_error", (err) => resolve(err.message));
+      });
+    const live = await liveReplicas();
+    expect(live.length).toBeGreaterThanOrEqual(2);
+    for (const { url } of live) {
+      expect(await refusal(adminSocket({ username: ADMIN_USER }, url))).toBe("invalid credentials");
+      expect(await refusal(adminSocket({ username: ADMIN_USER, password: 42 }, url))).toBe("invalid credentials");
+    }
+    expect(await refusal(adminSocket({ username: ADMIN_USER, password: "wrong" }))).toBe("invalid credentials");
+    expect(await refusal(adminSocket({ sessionId: "0123456789abcdef" }))).toBe("invalid credentials");
+
+    // One client on each replica; one admin socket through nginx gets the stats of all of them (the adapter).
+    await Promise.all(live.map(({ url }) => connect(url)));
+    const admin = adminSocket({ username: ADMIN_USER, password: ADMIN_PASSWORD });
+    interface ServerStats {
+      serverId: string;
+      clientsCount: number;
+      namespaces: { name: string; socketsCount: number }[];
+    }
+    const stats = new Map<string, ServerStats>();
+    admin.on("server_stats", (s: ServerStats) => stats.set(s.serverId, s));
+    const config = new Promise<{ supportedFeatures: string[] }>((resolve) => admin.once("config", resolve));
+    expect((await config).supportedFeatures).toEqual(["AGGREGATED_EVENTS"]); // production mode, read-only
+    await eventually(() => live.every(({ id }) => stats.has(id)), 8000, "server_stats from every replica");
+    for (const { id } of live) {
+      expect(stats.get(id)?.clientsCount).toBeGreaterThanOrEqual(1);
+      expect(stats.get(id)?.namespaces).toContainEqual({ name: "/", socketsCount: expect.any(Number) });
+    }
+
+    // The UI itself, in Chromium through nginx: basic auth, then its connection form with the same credentials.
+    const browser = await launchChromium();
+    const context = await browser.newContext({
+      httpCredentials: { username: ADMIN_USER, password: ADMIN_PASSWORD },
+      viewport: { width: 1280, height: 720 },
+    });
+    const ui = await context.newPage();
+    const seen = watch(ui);
+    await ui.goto(`${cluster.url}/admin/`);
+    await ui.getByLabel("Server URL").fill(cluster.url);
+    await ui.getByLabel("Username").fill(ADMIN_USER);
+    await ui.getByLabel("Password").fill(ADMIN_PASSWORD);
+    await ui.getByRole("button", { name: "Connect" }).click();
+    await ui.getByRole("dialog").waitFor({ state: "hidden", timeout: 10_000 });
+    await ui.evaluate(() => ((globalThis as unknown as { location: { hash: string } }).location.hash = "#/servers/"));
+    for (const { id } of live) await ui.getByText(id, { exact: true }).first().waitFor({ timeout: 8000 });
+    await ui.screenshot({ path: join(screenshotDir, "admin-ui.png") });
+    expect(seen.errors).toEqual([]);
+    expect(seen.requests.filter((url) => new URL(url).origin !== origin())).toEqual([]);
   }, 60_000);
 });

@@ -2,6 +2,7 @@ import { GenericContainer, Network, Wait, type StartedTestContainer } from "test
 import { readFileSync } from "node:fs";
 import { nginxLimitsConf, renderNginxConf } from "../../scripts/cluster/nginx.js";
 import type { ClusterDriver } from "./driver.js";
+import { ADMIN_UI_ENV } from "./fixtures/admin-ui.js";
 
 const ROOT_URL = new URL("../../", import.meta.url);
 const ROOT = ROOT_URL.pathname;
@@ -61,6 +62,7 @@ export const containersDriver: ClusterDriver = {
               LOG_LEVEL: "warn",
               DRAIN_DELAY_S: "0",
               DRAIN_CLOSE_S: "0",
+              ...ADMIN_UI_ENV,
             })
             .withExposedPorts(5000, 9464)
             .withWaitStrategy(Wait.forHttp("/readyz", 5000).forStatusCode(200))

@@ -1,6 +1,7 @@
 import { startProcessCluster } from "../../scripts/cluster/processes.js";
 import { freePort } from "../../scripts/cluster/ports.js";
 import type { ClusterDriver } from "./driver.js";
+import { ADMIN_UI_ENV } from "./fixtures/admin-ui.js";
 
 export const processesDriver: ClusterDriver = {
   name: "processes",
@@ -11,7 +12,7 @@ export const processesDriver: ClusterDriver = {
       const candidate = await freePort();
       if (candidate !== port && !replicaPorts.includes(candidate)) replicaPorts.push(candidate);
     }
-    const cluster = await startProcessCluster({ port, replicas, replicaPorts, logLevel: "warn" });
+    const cluster = await startProcessCluster({ port, replicas, replicaPorts, logLevel: "warn", env: ADMIN_UI_ENV });
     return {
       url: cluster.url,
       replicaUrls: cluster.replicaUrls,

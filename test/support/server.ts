@@ -4,6 +4,7 @@ import { createApp, type App } from "../../src/app.js";
 import { parseConfig, type Config } from "../../src/config.js";
 import type { ClientToServerEvents, ServerToClientEvents } from "../../src/contract.js";
 import { createLogger } from "../../src/logger.js";
+import { pollUntil } from "../../scripts/cluster/poll.js";
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -86,9 +87,19 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 
 /** Polls `check` until it holds or `ms` passes. */
 export async function eventually(check: () => boolean, ms = 3000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
-    await sleep(20);
-  }
+  await pollUntil(() => check() || undefined, {
+    timeoutMs: ms,
+    onTimeout: () => {
+      throw new Error(`${what} not met within ${ms} ms`);
+    },
+  });
+}
+
+/** POSTs `body` as JSON to `url` (a string is sent as it is, for malformed input), with a bearer `token`. */
+export function postJson(url: string, body: unknown, token?: string): Promise<Response> {
+  return fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
 }
