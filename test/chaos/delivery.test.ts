@@ -31,6 +31,13 @@ async function start(redisPersistence: RedisPersistence, env: Record<string, str
   return cluster;
 }
 
+/** Redis dies without warning and comes back on the same port (with whatever its persistence kept). */
+async function killRedis(c: ProcessCluster): Promise<void> {
+  await c.redis.kill("SIGKILL");
+  await sleep(500);
+  await c.redis.restart();
+}
+
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 /** 0 lost, 0 duplicated: offsets 1..N for N distinct ids, and every member holds exactly those, in order. */
@@ -104,11 +111,7 @@ describe("gap-free room delivery under failure (processes: redis-server, 3 repli
     const c = await start("none");
     const result = await runLoad({
       cluster: c,
-      fault: async () => {
-        await c.redis.kill("SIGKILL");
-        await sleep(500);
-        await c.redis.restart();
-      },
+      fault: () => killRedis(c),
     });
     members = result.members;
     const epochs = new Set([...result.acked.values()].map((p) => p.epoch));
@@ -139,11 +142,7 @@ describe("gap-free room delivery under failure (processes: redis-server, 3 repli
     const c = await start("aof-always");
     const result = await runLoad({
       cluster: c,
-      fault: async () => {
-        await c.redis.kill("SIGKILL");
-        await sleep(500);
-        await c.redis.restart();
-      },
+      fault: () => killRedis(c),
     });
     members = result.members;
     await settle(members, (m) => m.delivered.length >= result.sent);
