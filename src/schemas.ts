@@ -12,13 +12,10 @@ export const messageText = z
   .string({ error: "message must be a string" })
   .refine((s) => Buffer.byteLength(s) <= MAX_MESSAGE_BYTES, `message must be at most ${MAX_MESSAGE_BYTES} bytes`);
 
-export const MAX_ID_LENGTH = MAX_MESSAGE_ID_LENGTH;
-export const HISTORY_PAGE = HISTORY_PAGE_LIMIT;
-
 const messageId = z
   .string({ error: "id must be a string" })
   .min(1, "id must not be empty")
-  .max(MAX_ID_LENGTH, `id must be at most ${MAX_ID_LENGTH} characters`);
+  .max(MAX_MESSAGE_ID_LENGTH, `id must be at most ${MAX_MESSAGE_ID_LENGTH} characters`);
 
 export const roomMessage = z.object(
   { room: roomName, message: messageText, id: messageId.optional() },
@@ -52,7 +49,7 @@ export const roomHistory = z.object(
       .number({ error: "limit must be a number" })
       .int("limit must be an integer")
       .min(1, "limit must be >= 1")
-      .max(HISTORY_PAGE, `limit must be at most ${HISTORY_PAGE}`)
+      .max(HISTORY_PAGE_LIMIT, `limit must be at most ${HISTORY_PAGE_LIMIT}`)
       .optional(),
   },
   { error: "expected { room, since: { epoch, offset }, limit? }" },

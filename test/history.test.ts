@@ -6,6 +6,7 @@ import { startRedis, type RedisServer } from "./support/redis.js";
 import {
   cleanupAll,
   connect,
+  emitRaw,
   eventually,
   next,
   record,
@@ -23,11 +24,6 @@ afterEach(cleanupAll);
 
 type Store = "memory" | "redis";
 type Transport = "websocket" | "polling";
-
-// Emits with arbitrary (deliberately wrong or untyped) arguments, bypassing the typed map.
-function emitRaw(client: ClientSocket, event: string, ...args: unknown[]): void {
-  (client as unknown as { emit(e: string, ...a: unknown[]): void }).emit(event, ...args);
-}
 
 function ackOf<T = Record<string, unknown>>(client: ClientSocket, event: string, ...args: unknown[]): Promise<T> {
   return new Promise((resolve) => emitRaw(client, event, ...args, resolve));

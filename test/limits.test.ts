@@ -11,21 +11,9 @@ import type { ErrorPayload, Post } from "../src/contract.js";
 import { createUserRateLimiter } from "../src/limits/user-rate.js";
 import { openRawWebSocket } from "./support/raw-ws.js";
 import { startRedis } from "./support/redis.js";
-import {
-  cleanupAll,
-  connect,
-  eventually,
-  onCleanup,
-  record,
-  sleep,
-  startServer,
-  type ClientSocket,
-} from "./support/server.js";
+import { cleanupAll, connect, emitRaw, eventually, onCleanup, record, sleep, startServer } from "./support/server.js";
 
 afterEach(cleanupAll);
-
-const emitRaw = (client: ClientSocket, event: string, ...args: unknown[]) =>
-  (client as unknown as { emit(e: string, ...a: unknown[]): void }).emit(event, ...args);
 
 interface Answer {
   status: number;

@@ -1,13 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { ErrorPayload } from "../src/contract.js";
-import { cleanupAll, connect, next, startServer, type ClientSocket } from "./support/server.js";
+import { cleanupAll, connect, emitRaw, next, startServer, type ClientSocket } from "./support/server.js";
 
 afterEach(cleanupAll);
-
-// Emits an event with arbitrary (deliberately wrong) arguments, bypassing the typed map.
-function emitRaw(client: ClientSocket, event: string, ...args: unknown[]): void {
-  (client as unknown as { emit(e: string, ...a: unknown[]): void }).emit(event, ...args);
-}
 
 async function expectRejection(client: ClientSocket, event: string, args: unknown[], code: string, text: RegExp) {
   const error = next(client, "error");

@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import type { JoinRoomAck, RoomMessage, RoomPosition } from "../contract.js";
 import type { RoomFeed } from "../history/feeds.js";
 import type { HistoryPage } from "../history/log.js";
-import { HISTORY_PAGE, joinRoom, roomHistory, roomMessage, roomName } from "../schemas.js";
+import { HISTORY_PAGE_LIMIT } from "../client/protocol.js";
+import { joinRoom, roomHistory, roomMessage, roomName } from "../schemas.js";
 import { dedupeUserOf, senderOf } from "../auth/identity.js";
 import {
   defineEvent,
@@ -83,16 +84,6 @@ export function roomEvents(
 ): Pick<EventRegistry, "join-room" | "leave-room" | "room-message" | "room-history" | "room-members"> {
   const { io, log, history, feeds } = app;
 
-  // Failed appends are logged once a second with a count, not once per message.
-  let failedAppends = 0;
-  const logFailedAppend = (err: unknown) => {
-    if (failedAppends++ > 0) return;
-    setTimeout(() => {
-      log.warn({ failures: failedAppends, err: (err as Error).message }, "room messages not stored (outcome unknown)");
-      failedAppends = 0;
-    }, 1000).unref();
-  };
-
   async function replayAndJoin(
     socket: TypedSocket,
     room: string,
@@ -102,7 +93,7 @@ export function roomEvents(
     let page: HistoryPage | undefined;
     try {
       await feed.start();
-      if (since) page = await history.read(room, since, HISTORY_PAGE);
+      if (since) page = await history.read(room, since, HISTORY_PAGE_LIMIT);
     } catch (err) {
       feed.unhold(socket.id);
       void socket.leave(roomKey(room));
@@ -169,7 +160,13 @@ export function roomEvents(
         const entry = { room, id: id ?? randomUUID(), from: senderOf(socket), message, user: dedupeUserOf(socket) };
         ({ epoch, offset } = await history.append(entry, feed?.position));
       } catch (err) {
-        logFailedAppend(err);
+        // Once a second with a count, not once per message (a Redis outage fails every one).
+        app.limited.log(
+          "warn",
+          "room-message:store",
+          { err: (err as Error).message },
+          "room messages not stored (outcome unknown)",
+        );
         throw storeUnavailable("outcome unknown, resend with the same id");
       }
       // The ack follows the sender's own copy, which this replica's feed delivers.
@@ -186,7 +183,7 @@ export function roomEvents(
         requireMember(socket, room);
         let page: HistoryPage;
         try {
-          page = await history.read(room, since, limit ?? HISTORY_PAGE);
+          page = await history.read(room, since, limit ?? HISTORY_PAGE_LIMIT);
         } catch {
           throw storeUnavailable("no history");
         }

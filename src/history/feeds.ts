@@ -46,8 +46,6 @@ export class RoomFeed {
   private busy = false;
   private resyncWanted = false;
   private readonly queue: RoomMessage[] = [];
-  // Epochs this feed has left: a history that was lost never comes back, so their late entries are dropped.
-  private readonly retired = new Set<string>();
   private readonly held = new Map<string, Holder>();
   private waiters: Waiter[] = [];
   private waitTimer: ReturnType<typeof setInterval> | undefined;
@@ -125,11 +123,15 @@ export class RoomFeed {
   }
 
   private passed(epoch: string, offset: number): boolean {
-    return (
-      (this.epoch === epoch && this.last >= offset) ||
-      this.retired.has(epoch) ||
-      (this.epoch !== null && isOlderEpoch(epoch, this.epoch))
-    );
+    return (this.epoch === epoch && this.last >= offset) || this.isBehind(epoch);
+  }
+
+  /**
+   * An epoch before this feed's own: a history that was lost never comes back, so its late entries are dropped.
+   * Epochs sort by creation time (src/history/log.ts), so the feed only ever moves on to a later one.
+   */
+  private isBehind(epoch: string): boolean {
+    return this.epoch !== null && epoch !== this.epoch && isOlderEpoch(epoch, this.epoch);
   }
 
   /** Resolves the waiters whose entry went out, and those waiting since before `expiredBefore`. */
@@ -165,7 +167,7 @@ export class RoomFeed {
           continue;
         }
         const entry = this.queue[0] as RoomMessage;
-        if (this.retired.has(entry.epoch) || (this.epoch !== null && isOlderEpoch(entry.epoch, this.epoch))) {
+        if (this.isBehind(entry.epoch)) {
           this.queue.shift();
           continue;
         }
@@ -199,7 +201,7 @@ export class RoomFeed {
         return;
       }
       if (!page.recovered) {
-        if (page.epoch !== null && page.epoch !== this.epoch && !(this.epoch && isOlderEpoch(page.epoch, this.epoch))) {
+        if (page.epoch !== null && page.epoch !== this.epoch && !this.isBehind(page.epoch)) {
           // The history was lost and started again while this feed was not listening: follow the new one
           // from its start.
           this.switchEpoch(page.epoch);
@@ -220,7 +222,6 @@ export class RoomFeed {
 
   private switchEpoch(epoch: string): void {
     if (this.epoch !== null) {
-      this.retired.add(this.epoch);
       this.logger.warn({ room: this.room, from: this.epoch, to: epoch }, "room epoch changed: history was lost");
     }
     this.epoch = epoch;

@@ -118,6 +118,16 @@ interface Record {
 /** One append in this many (per replica) carries its send time `t`. */
 const DELIVERY_SAMPLE_EVERY = 8;
 
+/** A stored record as members receive it; the record's own fields (`v`, `t`) stay on the server. */
+const toMessage = (record: Record, room: string, epoch: string, offset: number): RoomMessage => ({
+  from: record.from,
+  room,
+  message: record.message,
+  id: record.id,
+  offset,
+  epoch,
+});
+
 export interface RedisLogOptions {
   /** Commands and publishes (the app's command connection). */
   commands: Redis;
@@ -163,7 +173,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
       const record = JSON.parse(payload.slice(b + 1)) as Record;
       if (typeof record.t === "number") options.onSampledDelivery?.((wallClockMs() - record.t) / 1000);
       const offset = Number(payload.slice(a + 1, b));
-      return { from: record.from, room, message: record.message, id: record.id, offset, epoch: payload.slice(0, a) };
+      return toMessage(record, room, payload.slice(0, a), offset);
     } catch (err) {
       log.warn({ channel, err: (err as Error).message }, "unreadable room record ignored");
       return undefined;
@@ -289,16 +299,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
       if (!covers(since, epoch, latest, first)) return { epoch, offset: latest, recovered: false, messages: [] };
       const messages: RoomMessage[] = [];
       for (let i = 3; i < reply.length; i++) {
-        const record = JSON.parse(String(reply[i])) as Record;
-        const offset = since.offset + i - 2;
-        messages.push({
-          from: record.from,
-          room,
-          message: record.message,
-          id: record.id,
-          offset,
-          epoch: epoch as string,
-        });
+        messages.push(toMessage(JSON.parse(String(reply[i])) as Record, room, epoch as string, since.offset + i - 2));
       }
       return { epoch, offset: latest, recovered: true, messages };
     },

@@ -57,6 +57,11 @@ export function connect(url: string, opts: Partial<ManagerOptions & SocketOption
   });
 }
 
+/** Emits an event with arbitrary (deliberately wrong or untyped) arguments, bypassing the typed map. */
+export function emitRaw(client: ClientSocket, event: string, ...args: unknown[]): void {
+  (client as unknown as { emit(e: string, ...a: unknown[]): void }).emit(event, ...args);
+}
+
 type Listener<E extends keyof ServerToClientEvents> = Parameters<ServerToClientEvents[E]>;
 
 /** The next `event` on `socket`, or a rejection naming it after `ms`. */
