@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, only what is missing (running it again changes nothing):
 # - Node 24 (into /opt/node24) when the node on PATH is older than 22;
-# - the Debian packages redis-server, nginx-light, chromium, prometheus and openssl;
+# - the Debian packages redis-server, nginx-light, chromium, prometheus and openssl, and kubectl;
 # - node_modules (npm ci) when missing or older than package-lock.json;
 # - a Docker engine and local images (scripts/ci-images.sh), so that the cross-replica suite runs on containers.
 #   TEST_SETUP_DOCKER=0 skips this: the suite then runs on processes (redis-server + nginx).
@@ -55,6 +55,8 @@ has nginx /usr/sbin/nginx || { missing+=(nginx-light) && services+=(nginx); }
 { [ -n "${CHROMIUM_PATH:-}" ] && [ -x "$CHROMIUM_PATH" ]; } || has chromium /usr/bin/chromium || missing+=(chromium)
 has prometheus /usr/bin/prometheus || { missing+=(prometheus) && services+=(prometheus); }
 has openssl /usr/bin/openssl || missing+=(openssl)
+# kubectl renders deploy/k8s offline (test/k8s.test.ts): Kubernetes's own apt repository provides it.
+has kubectl /usr/bin/kubectl || missing+=(kubectl)
 if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
   # Debian starts the services it installs; the tests start their own on free ports.

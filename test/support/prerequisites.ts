@@ -18,6 +18,7 @@ const PREREQUISITES: Array<{ name: string; present: () => boolean }> = [
   },
   { name: "prometheus", present: () => found("prometheus", "/usr/bin/prometheus") },
   { name: "openssl", present: () => found("openssl", "/usr/bin/openssl") },
+  { name: "kubectl", present: () => found("kubectl", "/usr/bin/kubectl") },
 ];
 
 function found(name: string, fallback: string): boolean {
