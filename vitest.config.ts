@@ -20,6 +20,7 @@ export const UNIT_TESTS = [
   "test/admin-ui.test.ts",
   "test/client-reliable.test.ts",
   "test/config.test.ts",
+  "test/engine-patches.test.ts",
   "test/events.test.ts",
   "test/http.test.ts",
   "test/loadtest-protocol.test.ts",

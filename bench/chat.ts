@@ -36,6 +36,8 @@ export interface ChatParams {
   ratePerSender: number;
   warmupMs: number;
   durationMs: number;
+  /** Where each room's members connect (bench/load.ts): `spread` over the replicas, `local` together, or `one`. */
+  placement: "spread" | "local" | "one";
 }
 
 export function chatParams(quick: boolean): ChatParams {
@@ -52,11 +54,19 @@ export function chatParams(quick: boolean): ChatParams {
     ratePerSender: rate,
     warmupMs: 2000,
     durationMs: intArg("chat-seconds", quick ? 6 : 15, 1, 120) * 1000,
+    placement: placementArg(),
   };
   if (p.clients % (p.roomSize * p.loadProcesses) !== 0)
     throw new Error(`--chat-clients must be a multiple of ${p.loadProcesses} × the room size (${p.roomSize})`);
   if (p.senders > p.roomSize) throw new Error("--chat-senders must be at most the room size");
   return p;
+}
+
+function placementArg(): ChatParams["placement"] {
+  const raw = arg("chat-placement") ?? "spread";
+  if (raw !== "spread" && raw !== "local" && raw !== "one")
+    throw new Error(`--chat-placement: expected spread, local or one, got "${raw}"`);
+  return raw;
 }
 
 interface ChatStats {
@@ -78,6 +88,11 @@ export interface ChatRun {
   replicaCpuUsPerMsg: number;
   /** CPU of redis-server per delivered message; NaN without Redis. */
   redisCpuUsPerMsg: number;
+  /**
+   * CPU of the replicas that host no client (placement `one`: all but the first), per delivered message: what
+   * a replica pays for rooms it has no member in. NaN when every replica hosts clients.
+   */
+  idleReplicaCpuUsPerMsg: number;
   /** write-family syscalls of the replicas per delivered message. */
   replicaWritesPerMsg: number;
   p50: number;
@@ -153,12 +168,16 @@ async function measureChat(ref: SetupRef, p: ChatParams): Promise<ChatRun> {
             roomSize: p.roomSize,
             rooms: p.clients / p.roomSize,
             senders: p.senders,
+            placement: p.placement,
           },
           "connected",
         ),
       ),
     );
-    const replicaPids = setup.pids.filter((pid) => pid !== setup.redisPid);
+    const replicaPids = setup.replicaPids;
+    // Placement `one`: every replica but the first hosts no client.
+    const idlePids = p.placement === "one" ? replicaPids.slice(1) : [];
+    const redisPids = setup.redisPids;
     const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuNanoseconds(pid), 0);
     const writesOf = (pids: number[]) => pids.reduce((sum, pid) => sum + processCounters(pid).writes, 0);
 
@@ -169,7 +188,8 @@ async function measureChat(ref: SetupRef, p: ChatParams): Promise<ChatRun> {
 
     await Promise.all(workers.map((w) => w.ask({ cmd: "reset", record: true }, "reset")));
     const replicaCpu0 = cpuOf(replicaPids);
-    const redisCpu0 = setup.redisPid ? cpuNanoseconds(setup.redisPid) : NaN;
+    const redisCpu0 = redisPids.length > 0 ? cpuOf(redisPids) : NaN;
+    const idleCpu0 = cpuOf(idlePids);
     const writes0 = writesOf(replicaPids);
     const machine0 = machineCpu();
     const t0 = now();
@@ -178,7 +198,8 @@ async function measureChat(ref: SetupRef, p: ChatParams): Promise<ChatRun> {
     const expected = sent * p.roomSize;
     const s = await drain(workers, expected, sent, 5000);
     const replicaCpu = cpuOf(replicaPids) - replicaCpu0;
-    const redisCpu = setup.redisPid ? cpuNanoseconds(setup.redisPid) - redisCpu0 : NaN;
+    const redisCpu = redisPids.length > 0 ? cpuOf(redisPids) - redisCpu0 : NaN;
+    const idleCpu = idlePids.length > 0 ? cpuOf(idlePids) - idleCpu0 : NaN;
     const writes = writesOf(replicaPids) - writes0;
     const machine1 = machineCpu();
     const elapsed = (now() - t0) / 1000;
@@ -200,6 +221,7 @@ async function measureChat(ref: SetupRef, p: ChatParams): Promise<ChatRun> {
       sendRate: sent / sendSeconds,
       replicaCpuUsPerMsg: replicaCpu / 1000 / delivered,
       redisCpuUsPerMsg: redisCpu / 1000 / delivered,
+      idleReplicaCpuUsPerMsg: idleCpu / 1000 / delivered,
       replicaWritesPerMsg: writes / delivered,
       p50: percentile(all, 50),
       p99: percentile(all, 99),
@@ -225,6 +247,7 @@ export interface Spread {
 const METRICS = [
   "replicaCpuUsPerMsg",
   "redisCpuUsPerMsg",
+  "idleReplicaCpuUsPerMsg",
   "replicaWritesPerMsg",
   "deliveryRatio",
   "sendRate",
@@ -334,6 +357,14 @@ export function renderComparisonTable(summary: ChatSummary): string {
   ].join("\n");
 }
 
+const PLACEMENT_TEXT: Record<ChatParams["placement"], string> = {
+  spread: "Each room's members are spread over every replica.",
+  local: "Each room's members are on one replica (room r on replica r mod N), rooms spread evenly.",
+  one:
+    "Every client is on the first replica; the others host no member of any room. Idle replicas' CPU: what " +
+    "those replicas spend on rooms they have no member in.",
+};
+
 export function renderChatTable(summary: ChatSummary): string {
   const p = summary.params;
   const rows = summary.setups.map((s) => {
@@ -341,18 +372,22 @@ export function renderChatTable(summary: ChatSummary): string {
     return (
       `| ${s.name} | ${s.runs.length} | ${cell(x.replicaCpuUsPerMsg)} | ${cell(x.redisCpuUsPerMsg)} | ` +
       `${cell(x.replicaWritesPerMsg, 3)} | ${cell(x.deliveryRatio, 2, 100)} % | ${cell(x.p50)} | ${cell(x.p99)} | ` +
-      `${cell(x.remoteP99)} | ${cell(x.sendRate, 0)} | ${s.ackFailures} | ${cell(x.otherCores)} |`
+      `${cell(x.remoteP99)} | ${cell(x.sendRate, 0)} | ${s.ackFailures} | ${cell(x.otherCores)} |` +
+      (p.placement === "one" ? ` ${cell(x.idleReplicaCpuUsPerMsg, 3)} |` : "")
     );
   });
+  const idle = p.placement === "one";
   return [
     `chat-rate: ${p.clients} clients in ${p.rooms} rooms of ${p.roomSize}, ${p.senders} senders per room at ` +
       `${p.ratePerSender} msg/s each (${p.messagesPerSec} msg/s, ${p.deliveriesPerSec.toLocaleString("en-US")} deliveries/s), ` +
       `${p.durationMs / 1000} s measured after ${p.warmupMs / 1000} s of warm-up; median (min–max) of the runs. ` +
       "Other busy cores: CPU used on the machine outside the server processes during the measured phase " +
-      "(load generators, orchestrator and anything else running): a noise indicator.",
+      "(load generators, orchestrator and anything else running): a noise indicator. " +
+      PLACEMENT_TEXT[p.placement],
     "",
-    "| setup | runs | replica CPU µs / delivered | Redis CPU µs / delivered | replica writes / delivered | delivered / expected | p50 ms | p99 ms | cross-replica p99 ms | sent msg/s | failed acks | other busy cores |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| setup | runs | replica CPU µs / delivered | Redis CPU µs / delivered | replica writes / delivered | delivered / expected | p50 ms | p99 ms | cross-replica p99 ms | sent msg/s | failed acks | other busy cores |" +
+      (idle ? " idle replicas' CPU µs / delivered |" : ""),
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (idle ? " ---: |" : ""),
     ...rows,
   ].join("\n");
 }
@@ -372,10 +407,13 @@ export async function runChat(
   setups: SetupRef[],
   quick: boolean,
   revisions: { baseline?: string; after?: string } = {},
+  /** `name`: bench/results/<name>-latest.{md,json}; `params`: over the command line's. */
+  options: { name?: string; params?: Partial<ChatParams> } = {},
 ): Promise<ChatSummary> {
   const { baseline } = revisions;
+  const name = options.name ?? "chat";
   const started = Date.now();
-  const p = chatParams(quick);
+  const p = { ...chatParams(quick), ...options.params };
   const rooms = p.clients / p.roomSize;
   const messagesPerSec = rooms * p.senders * p.ratePerSender;
   console.log(
@@ -430,14 +468,14 @@ export async function runChat(
   console.log(`\n${table}\n`);
   mkdirSync(`${ROOT}bench/results`, { recursive: true });
   const json = JSON.stringify(summary, null, 2);
-  writeFileSync(`${ROOT}bench/results/chat-latest.json`, json + "\n");
+  writeFileSync(`${ROOT}bench/results/${name}-latest.json`, json + "\n");
   writeFileSync(
-    `${ROOT}bench/results/chat-latest.md`,
+    `${ROOT}bench/results/${name}-latest.md`,
     `# chat-rate, ${summary.date.slice(0, 10)}, commit ${summary.commit}` +
       `${baseline ? ` against ${baseline}` : ""}\n\n` +
       `${summary.machine.cpus} cores (${summary.machine.model}), Node ${summary.node}, ${summary.seconds} s.\n\n` +
       `${table}\n\n\`\`\`json\n${json}\n\`\`\`\n`,
   );
-  console.log("wrote bench/results/chat-latest.md and bench/results/chat-latest.json");
+  console.log(`wrote bench/results/${name}-latest.md and bench/results/${name}-latest.json`);
   return summary;
 }

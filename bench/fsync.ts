@@ -59,7 +59,7 @@ interface Run {
 async function start(mode: RedisPersistence): Promise<Target> {
   const server = await startRedisServer({ persistence: mode });
   const logger = createLogger({ logLevel: "silent", replicaId: "bench-fsync" });
-  const redis = connectRedis(server.url, logger, { commandTimeoutMs: COMMAND_TIMEOUT_MS });
+  const redis = connectRedis({ url: server.url }, logger, { commandTimeoutMs: COMMAND_TIMEOUT_MS });
   await pollUntil(() => redis.isReady() || undefined, {
     timeoutMs: 10_000,
     onTimeout: () => {

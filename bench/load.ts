@@ -31,8 +31,13 @@ export type Command =
       urls: string[];
       count: number;
       offset: number;
-      /** Client n is in room `chat-<floor(n / roomSize)>`, on replica n % urls.length. */
+      /** Client n is in room `chat-<floor(n / roomSize)>`, on the replica `placement` picks. */
       roomSize: number;
+      /**
+       * `spread`: client n on replica n % urls.length (a room's members on every replica). `local`: a room's
+       * members together, room r on replica r % urls.length. `one`: every client on the first replica.
+       */
+      placement: "spread" | "local" | "one";
       /** Rooms over all load processes. */
       rooms: number;
       /** The first `senders` members of every room send. */
@@ -208,14 +213,17 @@ async function connectChat(
   roomSize: number,
   rooms: number,
   senders: number,
+  placement: "spread" | "local" | "one",
 ): Promise<void> {
   mode = "sio";
+  const replicaOf = (n: number) =>
+    placement === "one" ? 0 : placement === "local" ? Math.floor(n / roomSize) % urls.length : n % urls.length;
   const batch = 100;
   for (let i = 0; i < count; i += batch) {
     const opened = await Promise.all(
       Array.from({ length: Math.min(batch, count - i) }, async (_, j) => {
         const n = offset + i + j;
-        const replica = n % urls.length;
+        const replica = replicaOf(n);
         const room = `chat-${Math.floor(n / roomSize)}`;
         const client = await openClient(urls[replica] as string, [room], (text) => onChatPayload(text, replica));
         const position = n % roomSize;
@@ -312,6 +320,7 @@ process.on("message", async (message: Command) => {
           message.roomSize,
           message.rooms,
           message.senders,
+          message.placement,
         );
         return reply({ ev: "connected", count: sockets.length, senders: chatSenders.length });
       case "chat":

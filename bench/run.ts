@@ -21,6 +21,7 @@ import { arg, intArg, median, percentile, processCounters, rssBytes, totalCpu, t
 import { renderChart, renderDoc, renderTable, type SetupSummary, type Summary } from "./report.js";
 import { addBaseline, type Baseline } from "./baseline.js";
 import { CHAT_SETUPS, runChat } from "./chat.js";
+import { runSharding } from "./sharding.js";
 import { parseSetup, startSetup, type RunningSetup, type SetupName } from "./setups.js";
 import { startWorker, type Worker } from "./workers.js";
 
@@ -39,10 +40,10 @@ const P = {
   idleConnections: quick ? 3000 : 10_000,
   idleProcesses: quick ? 2 : 4,
 };
-const ALL_SETUPS: SetupName[] = ["raw-ws", "single", "cluster-2", "cluster-3"];
+const ALL_SETUPS: SetupName[] = ["raw-ws", "raw-ws-batched", "single", "cluster-2", "cluster-3"];
 const WORKLOAD = arg("workload") ?? "fanout";
-if (!["fanout", "chat", "all"].includes(WORKLOAD))
-  throw new Error(`--workload: fanout, chat or all, not "${WORKLOAD}"`);
+if (!["fanout", "chat", "sharding", "all"].includes(WORKLOAD))
+  throw new Error(`--workload: fanout, chat, sharding or all, not "${WORKLOAD}"`);
 const BASELINE = arg("baseline");
 const AFTER = arg("after");
 if ((BASELINE ?? AFTER) !== undefined && WORKLOAD !== "chat")
@@ -188,12 +189,15 @@ async function main() {
   console.log(`bench: ${quick ? "quick" : "full"} run, ${P.runs} runs per setup, ${P.clients} clients`);
   const results: Record<SetupName, Throughput[]> = {
     "raw-ws": [],
+    "raw-ws-batched": [],
     vanilla: [],
     "vanilla-cluster-2": [],
     "vanilla-cluster-3": [],
     single: [],
     "cluster-2": [],
     "cluster-3": [],
+    "cluster-rc-2": [],
+    "cluster-rc-3": [],
   };
   const rss: Partial<Record<SetupName, number[]>> = { "raw-ws": [], vanilla: [], single: [] };
   for (let run = 0; run < P.runs; run++) {
@@ -203,7 +207,7 @@ async function main() {
       const r = await measureThroughput(name);
       results[name].push(r);
       console.log(
-        `run ${run + 1} ${name.padEnd(9)} ${Math.round(r.deliveredPerSec)} msg/s, ${r.cpuUsPerMsg.toFixed(2)} µs CPU/msg, ` +
+        `run ${run + 1} ${name.padEnd(14)} ${Math.round(r.deliveredPerSec)} msg/s, ${r.cpuUsPerMsg.toFixed(2)} µs CPU/msg, ` +
           `${r.writesPerMsg.toFixed(3)} writes/msg, ` +
           `p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, delivered ${(r.deliveryRatio * 100).toFixed(2)} %`,
       );
@@ -211,7 +215,7 @@ async function main() {
     for (const name of (["raw-ws", "vanilla", "single"] as const).filter((n) => SETUPS.includes(n))) {
       const perConn = await measureIdleRss(name);
       rss[name]?.push(perConn);
-      console.log(`run ${run + 1} ${name.padEnd(9)} RSS ${(perConn / 1024).toFixed(2)} KiB per idle connection`);
+      console.log(`run ${run + 1} ${name.padEnd(14)} RSS ${(perConn / 1024).toFixed(2)} KiB per idle connection`);
     }
   }
   const summary: Summary = {
@@ -255,8 +259,9 @@ function publishDocs(summary: Summary): void {
 if (process.argv.includes("--render")) {
   publishDocs(JSON.parse(readFileSync(`${ROOT}docs/benchmark-results.json`, "utf8")) as Summary);
 } else {
-  if (WORKLOAD !== "chat") await main();
-  if (WORKLOAD !== "fanout") await chat();
+  if (WORKLOAD === "fanout" || WORKLOAD === "all") await main();
+  if (WORKLOAD === "chat" || WORKLOAD === "all") await chat();
+  if (WORKLOAD === "sharding" || WORKLOAD === "all") await runSharding(quick);
 }
 
 async function chat(): Promise<void> {

@@ -3,24 +3,37 @@ import { randomUUID } from "node:crypto";
 import { spawnReplica, waitForExit, waitForHttp } from "../scripts/cluster/processes.js";
 import { freePort } from "../scripts/cluster/ports.js";
 import { startRedisServer } from "../scripts/cluster/redis-server.js";
+import { startRedisCluster, type LocalRedisCluster } from "../scripts/cluster/redis-cluster.js";
 import type { Baseline } from "./baseline.js";
 import type { Mode } from "./load.js";
 
 export type SetupName =
-  "raw-ws" | "vanilla" | "vanilla-cluster-2" | "vanilla-cluster-3" | "single" | "cluster-2" | "cluster-3";
+  | "raw-ws"
+  | "raw-ws-batched"
+  | "vanilla"
+  | "vanilla-cluster-2"
+  | "vanilla-cluster-3"
+  | "single"
+  | "cluster-2"
+  | "cluster-3"
+  | "cluster-rc-2"
+  | "cluster-rc-3";
 
 export const SETUP_NAMES: readonly SetupName[] = [
   "raw-ws",
+  "raw-ws-batched",
   "vanilla",
   "vanilla-cluster-2",
   "vanilla-cluster-3",
   "single",
   "cluster-2",
   "cluster-3",
+  "cluster-rc-2",
+  "cluster-rc-3",
 ];
 
 /** Our setups, the only ones whose code comes from `src/` (and so the only ones that can run a baseline). */
-const OURS: readonly SetupName[] = ["single", "cluster-2", "cluster-3"];
+const OURS: readonly SetupName[] = ["single", "cluster-2", "cluster-3", "cluster-rc-2", "cluster-rc-3"];
 
 /**
  * A setup as named on the command line: `cluster-3` runs this checkout (or the `--after` revision),
@@ -68,8 +81,12 @@ export interface RunningSetup {
   urls: string[];
   /** Server-side processes whose CPU counts (replicas, and Redis for clusters). */
   pids: number[];
-  /** redis-server, one of `pids`, for the clusters. */
+  /** redis-server, one of `pids`, for the clusters on one Redis. */
   redisPid?: number;
+  /** The replicas (or the one server), in the order of `urls`. */
+  replicaPids: number[];
+  /** Every redis-server of the setup (6 for a Redis Cluster), all in `pids`. */
+  redisPids: number[];
   /** The process whose memory per connection is measured (the single replica). */
   mainPid: number;
   stop(): Promise<void>;
@@ -116,6 +133,8 @@ async function startForked(script: string, mode: Mode): Promise<RunningSetup> {
     mode,
     urls: [url],
     pids: [child.pid as number],
+    replicaPids: [child.pid as number],
+    redisPids: [],
     mainPid: child.pid as number,
     stop: () => stopAll([child]),
   };
@@ -139,6 +158,8 @@ async function startVanillaCluster(replicas: number): Promise<RunningSetup> {
       urls: servers.map((s) => s.url),
       pids: children.map((c) => c.pid as number),
       redisPid: redis.child.pid as number,
+      replicaPids: servers.map((x) => x.child.pid as number),
+      redisPids: [redis.child.pid as number],
       mainPid: servers[0]?.child.pid as number,
       stop: () => stopAll(children),
     };
@@ -148,9 +169,12 @@ async function startVanillaCluster(replicas: number): Promise<RunningSetup> {
   }
 }
 
-async function startOurs(replicas: number, root?: string): Promise<RunningSetup> {
+/** Ours: one process alone, or `replicas` replicas on one Redis or (`redisCluster`) on a 6-node Redis Cluster. */
+async function startOurs(replicas: number, root?: string, redisCluster = false): Promise<RunningSetup> {
   const children: ChildProcess[] = [];
   const pids: number[] = [];
+  const redisPids: number[] = [];
+  let cluster: LocalRedisCluster | undefined;
   const env: Record<string, string> = {
     LOG_LEVEL: "info",
     // The bench exceeds the production limits on purpose: its publisher sends thousands of events/s from
@@ -164,10 +188,17 @@ async function startOurs(replicas: number, root?: string): Promise<RunningSetup>
   };
   let redisPid: number | undefined;
   try {
-    if (replicas > 1) {
+    if (redisCluster) {
+      cluster = await startRedisCluster();
+      redisPids.push(...cluster.nodes.map((n) => n.pid() as number));
+      pids.push(...redisPids);
+      env.REDIS_CLUSTER_NODES = cluster.seeds;
+      env.REDIS_KEY_PREFIX = `bench-${randomUUID()}:`;
+    } else if (replicas > 1) {
       const redis = await startRedisServer();
       children.push(redis.child);
       redisPid = redis.child.pid as number;
+      redisPids.push(redisPid);
       pids.push(redisPid);
       env.REDIS_URL = redis.url;
       env.REDIS_KEY_PREFIX = `bench-${randomUUID()}:`;
@@ -194,11 +225,17 @@ async function startOurs(replicas: number, root?: string): Promise<RunningSetup>
       urls,
       pids,
       redisPid,
+      replicaPids: replicaChildren.map((c) => c.pid as number),
+      redisPids,
       mainPid: children[children.length - 1]?.pid as number,
-      stop: () => stopAll(children),
+      stop: async () => {
+        await stopAll(children);
+        await cluster?.stop();
+      },
     };
   } catch (err) {
     await stopAll(children);
+    await cluster?.stop();
     throw err;
   }
 }
@@ -209,6 +246,8 @@ export function startSetup(name: SetupName, root?: string): Promise<RunningSetup
   switch (name) {
     case "raw-ws":
       return startForked("raw-ws.ts", "raw");
+    case "raw-ws-batched":
+      return startForked("raw-ws-batched.ts", "raw");
     case "vanilla":
       return startForked("vanilla-socketio.ts", "sio");
     case "vanilla-cluster-2":
@@ -221,5 +260,9 @@ export function startSetup(name: SetupName, root?: string): Promise<RunningSetup
       return startOurs(2, root);
     case "cluster-3":
       return startOurs(3, root);
+    case "cluster-rc-2":
+      return startOurs(2, root, true);
+    case "cluster-rc-3":
+      return startOurs(3, root, true);
   }
 }

@@ -1,5 +1,5 @@
 /**
- * `npm run cluster`: Redis, CLUSTER_REPLICAS replicas (default 3) on PORT+1…PORT+N (their metrics on
+ * `npm run cluster`: Redis (CLUSTER_REDIS=cluster: a Redis Cluster of 3 masters and 3 replicas), CLUSTER_REPLICAS replicas (default 3) on PORT+1…PORT+N (their metrics on
  * PORT+1001…PORT+1000+N) and nginx on PORT (default 5000), in the foreground. Ctrl-C / SIGTERM stops every
  * child. When a port is taken or a child dies while starting, it says which and exits 1 instead of announcing a
  * cluster that is not ours.
@@ -20,13 +20,20 @@ function positiveInt(name: string, fallback: number, max: number): number {
 const port = positiveInt("PORT", 5000, 65_000);
 const replicas = positiveInt("CLUSTER_REPLICAS", 3, 32);
 
-const cluster = await startProcessCluster({ port, replicas, stdio: "inherit" }).catch((err: Error) => {
+const redisMode = process.env.CLUSTER_REDIS || "single";
+if (redisMode !== "single" && redisMode !== "cluster") {
+  process.stderr.write(`config error: invalid CLUSTER_REDIS: expected single or cluster, got "${redisMode}"\n`);
+  process.exit(2);
+}
+
+const cluster = await startProcessCluster({ port, replicas, stdio: "inherit", redisMode }).catch((err: Error) => {
   process.stderr.write(`cluster failed to start: ${err.message}\n`);
   process.exit(1);
 });
 const replicaPorts = cluster.replicaUrls.map((u) => new URL(u).port).join(", ");
 const metricsPorts = cluster.metricsUrls.map((u) => new URL(u).port).join(", ");
-console.log(`cluster ready at ${cluster.url} (replicas: ${replicaPorts}; metrics: ${metricsPorts})`);
+const redisNodes = cluster.redisCluster ? `; redis cluster: ${cluster.redisCluster.seeds}` : "";
+console.log(`cluster ready at ${cluster.url} (replicas: ${replicaPorts}; metrics: ${metricsPorts}${redisNodes})`);
 
 let stopping = false;
 const stop = (signal: string) => {

@@ -1,5 +1,7 @@
-import { createServer, ServerResponse, type Server as HttpServer } from "node:http";
-import { createAdapter } from "@socket.io/redis-adapter";
+import { randomUUID } from "node:crypto";
+import { createServer, type Server as HttpServer } from "node:http";
+import type { Cluster } from "ioredis";
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { Server } from "socket.io";
 import type { Config } from "./config.js";
 import { createConnectionHandler } from "./events/index.js";
@@ -9,25 +11,25 @@ import { createLogger, type Logger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createMemoryPostStore, createRedisPostStore } from "./posts/store.js";
 import { connectRedis, type RedisConnections } from "./redis.js";
-import { coalesceWebSocketWrites } from "./coalesce.js";
+import { coalesceWebSocketWrites } from "./engine/coalesce.js";
+import { releaseHandshakeRequests } from "./engine/release-requests.js";
 import { installLimits } from "./limits/index.js";
 import { RoomFeeds } from "./history/feeds.js";
 import type { HistoryLimits, RoomLog } from "./history/log.js";
 import { createMemoryLog } from "./history/memory-log.js";
 import { createRedisLog } from "./history/redis-log.js";
-import { deliverLocally, watchRoomFeeds } from "./events/rooms.js";
+import { deliverLocally, ROOM_MEMBERS_TIMEOUT_MS, watchRoomFeeds } from "./events/rooms.js";
 import { generateRoutedId } from "./routing.js";
 import { createDrain } from "./ops/drain.js";
 import { createLimitedLog, truncate } from "./ops/log-limiter.js";
 import { createMetricsServer } from "./ops/metrics-server.js";
 import { createRedisFaults } from "./ops/redis-faults.js";
 import { watchRedisHealth } from "./ops/redis-health.js";
+import { watchShardedSubscriptions } from "./ops/shard-canary.js";
 import { guardStore } from "./posts/guard.js";
 import { createRelay } from "./events/relay.js";
 import { createAuth } from "./auth/auth.js";
 import { installAdminUi } from "./http/admin-ui.js";
-
-const ROOM_MEMBERS_TIMEOUT_MS = 2000;
 
 export interface App {
   httpServer: HttpServer;
@@ -44,25 +46,34 @@ export interface App {
 }
 
 /**
- * Engine.IO keeps the HTTP request that opened each session twice: as `rawSocket.request`, and, for
- * websocket upgrades, through the response stand-in whose close listener lives as long as the TCP
- * socket. Together about 2 KB per idle connection, and nothing here reads them after the handshake.
- * The middleware must stay the last one: setHeader on the stand-in needs its request.
+ * One Redis: the classic adapter. A Redis Cluster: the sharded adapter (SSUBSCRIBE/SPUBLISH, so each message is
+ * carried by its channel's shard alone) with dynamic subscriptions: a replica subscribes to a room's channel only
+ * while it has members there. Room messages themselves travel on the room log's own channels either way
+ * (src/history/redis-log.ts), subscribed by the same rule; the adapter carries broadcasts, posts and presence.
+ * The adapter's README says its sharded adapter does not work with ioredis on a cluster (ioredis #1759): that was
+ * answered by ioredis 6's `shardedSubscribers` cluster option, which src/redis.ts turns on; test/cluster runs
+ * the cross-replica suite on a real Redis Cluster to keep it so.
  */
-function releaseHandshakeRequests(io: TypedServer): void {
-  io.engine.use((_req: unknown, res: { req?: unknown }, next: () => void) => {
-    next();
-    if (!(res instanceof ServerResponse)) res.req = null;
-  });
-  io.engine.on("connection", (rawSocket: { request: unknown }) => {
-    rawSocket.request = null;
+function adapterFor(redis: RedisConnections, config: Config) {
+  if (redis.cluster) {
+    return createShardedAdapter(redis.pub, redis.sub, {
+      channelPrefix: `${config.redisKeyPrefix}socket.io`,
+      subscriptionMode: "dynamic",
+    });
+  }
+  return createAdapter(redis.pub, redis.sub, {
+    key: `${config.redisKeyPrefix}socket.io`,
+    // Answers to fetchSockets (room-members) come on this replica's own channel, not to every replica.
+    publishOnSpecificResponseChannel: true,
+    requestsTimeout: ROOM_MEMBERS_TIMEOUT_MS,
   });
 }
 
 export function createApp(config: Config, log: Logger = createLogger(config)): App {
-  coalesceWebSocketWrites();
-  const redis: RedisConnections | undefined = config.redisUrl
-    ? connectRedis(config.redisUrl, log, {
+  coalesceWebSocketWrites(log);
+  const target = config.redisCluster ? { cluster: config.redisCluster } : config.redisUrl && { url: config.redisUrl };
+  const redis: RedisConnections | undefined = target
+    ? connectRedis(target, log, {
         commandTimeoutMs: config.redisCommandTimeoutMs,
         onPublishFailed: (channel, err) => faults.failed("publish", err, { channel: truncate(channel) }),
       })
@@ -77,7 +88,8 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
 
   let closing = false;
   // Redis is up when its connections are and it answered a PING lately: a frozen Redis keeps its sockets open.
-  const redisUp = () => !redis || (redis.isReady() && (redisHealth?.answering() ?? false));
+  const redisUp = () =>
+    !redis || (redis.isReady() && (redisHealth?.answering() ?? false) && (canary?.healthy() ?? true));
   const isReady = () => !closing && !drain.draining() && redisUp();
 
   const io: TypedServer = new Server({
@@ -85,14 +97,7 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
     maxHttpBufferSize: config.maxHttpBufferSize,
     pingInterval: config.pingIntervalMs,
     pingTimeout: config.pingTimeoutMs,
-    adapter: redis
-      ? createAdapter(redis.pub, redis.sub, {
-          key: `${config.redisKeyPrefix}socket.io`,
-          // Answers to fetchSockets (room-members) come on this replica's own channel, not to every replica.
-          publishOnSpecificResponseChannel: true,
-          requestsTimeout: ROOM_MEMBERS_TIMEOUT_MS,
-        })
-      : undefined,
+    adapter: redis ? adapterFor(redis, config) : undefined,
   });
   // Before the connection handler: its middleware and session listener run first.
   const auth = createAuth(config, io, log);
@@ -107,6 +112,7 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
     ? createRedisLog({
         commands: redis.pub,
         subscriber: redis.feed,
+        cluster: redis.cluster,
         keyPrefix: config.redisKeyPrefix,
         limits,
         commandTimeoutMs: config.redisCommandTimeoutMs,
@@ -141,7 +147,7 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
     delayMs: config.ops.drainDelayMs,
     closeMs: config.ops.drainCloseMs,
   });
-  releaseHandshakeRequests(io);
+  releaseHandshakeRequests(io, log);
   // A client controls the URL (an 8 KB sid) and the rate: one line per second per kind, the URL cut short.
   io.engine.on("connection_error", (err: { code: number; message: string; req?: { url?: string } }) => {
     limited.log(
@@ -165,6 +171,18 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
   const app = { ...context, feeds };
   const deliver = deliverLocally(app);
   watchRoomFeeds(app);
+  const canary = !redis?.cluster
+    ? undefined
+    : watchShardedSubscriptions({
+        publisher: redis.pub as Cluster,
+        subscribers: [
+          { name: "adapter", client: redis.sub as Cluster },
+          { name: "room feeds", client: redis.feed as Cluster, onRecovered: () => feeds.resyncAll() },
+        ],
+        prefix: config.redisKeyPrefix,
+        uid: `${config.replicaId}:${randomUUID().slice(0, 8)}`,
+        log,
+      });
   io.on("connection", createConnectionHandler(app, guards.eventGate(app)));
 
   let closed: Promise<void> | undefined;
@@ -183,6 +201,7 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
       });
       history.close();
       redisHealth?.stop();
+      canary?.stop();
       if (metricsServer?.listening) {
         const stopped = new Promise<void>((resolve) => metricsServer.close(() => resolve()));
         metricsServer.closeAllConnections();

@@ -9,6 +9,8 @@ export interface Config {
   host: string;
   replicaId: string;
   redisUrl: string | undefined;
+  /** REDIS_CLUSTER_NODES (with REDIS_CLUSTER_PASSWORD): a Redis Cluster instead of one Redis (REDIS_URL). */
+  redisCluster: RedisClusterConfig | undefined;
   redisKeyPrefix: string;
   corsOrigins: string[] | "*";
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -34,6 +36,12 @@ export interface Config {
   /** ADMIN_UI, ADMIN_UI_USERNAME, ADMIN_UI_PASSWORD_HASH (src/http/admin-ui.ts). */
   adminUi: AdminUiConfig;
   version: string;
+}
+
+export interface RedisClusterConfig {
+  /** Seed nodes: any reachable subset; the client learns the rest from the cluster. */
+  nodes: Array<{ host: string; port: number }>;
+  password: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -81,6 +89,24 @@ function redisUrl(env: Env): string | undefined {
   return raw;
 }
 
+// host:port, host:port, … ; IPv6 hosts in brackets ([::1]:7000).
+function redisCluster(env: Env): RedisClusterConfig | undefined {
+  const raw = env.REDIS_CLUSTER_NODES?.trim();
+  if (raw === undefined || raw === "") return undefined;
+  if (env.REDIS_URL) {
+    throw new ConfigError("REDIS_CLUSTER_NODES", "set either REDIS_URL (one Redis) or REDIS_CLUSTER_NODES, not both");
+  }
+  const nodes = raw.split(",").map((item) => {
+    const match = /^(?:\[([0-9a-fA-F:]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(item.trim());
+    const port = Number(match?.[3]);
+    if (!match || port < 1 || port > 65535) {
+      throw new ConfigError("REDIS_CLUSTER_NODES", `expected host:port[,host:port…], got "${item.trim()}"`);
+    }
+    return { host: match[1] ?? match[2] ?? "", port };
+  });
+  return { nodes, password: env.REDIS_CLUSTER_PASSWORD || undefined };
+}
+
 function corsOrigins(env: Env): string[] | "*" {
   const raw = env.CORS_ORIGIN?.trim();
   if (raw === undefined || raw === "" || raw === "*") return "*";
@@ -118,6 +144,7 @@ export function parseConfig(env: Env, version = "0.0.0"): Config {
     host: env.HOST || "0.0.0.0",
     replicaId: replicaId(env),
     redisUrl: redisUrl(env),
+    redisCluster: redisCluster(env),
     redisKeyPrefix: env.REDIS_KEY_PREFIX ?? "rt:",
     corsOrigins: corsOrigins(env),
     logLevel: logLevel(env),

@@ -30,7 +30,7 @@ app.httpServer.on("error", (err) => {
 });
 app.httpServer.listen(config.port, config.host, () => {
   log.info(
-    { port: config.port, host: config.host, redis: Boolean(config.redisUrl) },
+    { port: config.port, host: config.host, redis: config.redisCluster ? "cluster" : Boolean(config.redisUrl) },
     `listening on port ${config.port}`,
   );
 });

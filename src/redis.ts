@@ -1,14 +1,23 @@
-import { Redis } from "ioredis";
+import { Cluster, Redis, type ClusterOptions, type RedisOptions as ClientOptions } from "ioredis";
+import type { RedisClusterConfig } from "./config.js";
 import type { Logger } from "./logger.js";
 import { observeSubscribes, trackPublishes, type PublishTracker } from "./ops/publish-tracker.js";
 
+/** One Redis, or a Redis Cluster: the commands the app uses exist on both. */
+export type RedisClient = Redis | Cluster;
+
+/** Where Redis is: one server (REDIS_URL) or a cluster's seed nodes (REDIS_CLUSTER_NODES). */
+export type RedisTarget = { url: string } | { cluster: RedisClusterConfig };
+
 export interface RedisConnections {
+  /** On a Redis Cluster, pub/sub is sharded (SSUBSCRIBE/SPUBLISH): a channel lives on its slot's shard. */
+  cluster: boolean;
   /** Publishes adapter messages and serves commands (posts). */
-  pub: Redis;
+  pub: RedisClient;
   /** Subscriber connection, owned by the adapter. */
-  sub: Redis;
+  sub: RedisClient;
   /** Subscriber connection of the room feeds (one channel per room with local members). */
-  feed: Redis;
+  feed: RedisClient;
   /** The publishes of one emit, to tell whether a broadcast left this replica (src/ops/publish-tracker.ts). */
   publishes: PublishTracker;
   isReady(): boolean;
@@ -22,8 +31,10 @@ export interface RedisOptions {
   onPublishFailed?(channel: string, err: Error): void;
 }
 
-function connect(url: string, role: "pub" | "sub" | "feed", log: Logger, options: RedisOptions): Redis {
-  const client = new Redis(url, {
+type Role = "pub" | "sub" | "feed";
+
+function clientOptions(role: Role, options: RedisOptions): ClientOptions {
+  return {
     // Keep reconnecting forever with a capped backoff: a replica survives a Redis restart.
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
     // Subscriptions wait for the connection (and are renewed on reconnect); commands give up after a few
@@ -39,7 +50,34 @@ function connect(url: string, role: "pub" | "sub" | "feed", log: Logger, options
     // Publishes issued in one tick (a burst of broadcasts) leave as one write, so Redis answers the
     // subscribers with one write too: each replica then handles the burst in one wake-up instead of many.
     enableAutoPipelining: role === "pub",
-  });
+  };
+}
+
+function connectCluster(cluster: RedisClusterConfig, role: Role, options: RedisOptions): Cluster {
+  const { retryStrategy, enableOfflineQueue, enableAutoPipelining, ...perNode } = clientOptions(role, options);
+  const clusterOptions: ClusterOptions = {
+    redisOptions: { ...perNode, password: cluster.password },
+    clusterRetryStrategy: retryStrategy,
+    enableOfflineQueue,
+    enableAutoPipelining,
+    // A subscriber keeps one connection per shard, each subscribed to the channels of its own slots, and
+    // follows them when a replica is promoted or slots move.
+    shardedSubscribers: role !== "pub",
+    // During a failover the slot's master is gone until a replica is promoted (a few seconds with the default
+    // cluster-node-timeout): retry a redirected or refused command on the refreshed slot map meanwhile.
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 200,
+    // Learn a promotion quickly even when no command gets a MOVED answer.
+    slotsRefreshInterval: 2000,
+  };
+  return new Cluster(cluster.nodes, clusterOptions);
+}
+
+function connect(target: RedisTarget, role: Role, log: Logger, options: RedisOptions): RedisClient {
+  const client: RedisClient =
+    "url" in target
+      ? new Redis(target.url, clientOptions(role, options))
+      : connectCluster(target.cluster, role, options);
   let wasReady = false;
   client.on("ready", () => {
     wasReady = true;
@@ -53,7 +91,7 @@ function connect(url: string, role: "pub" | "sub" | "feed", log: Logger, options
 }
 
 // QUIT lets pending replies arrive; a connection that is not up (or does not answer) is simply dropped.
-async function quit(client: Redis): Promise<void> {
+async function quit(client: RedisClient): Promise<void> {
   if (client.status === "ready") {
     const timeout = new Promise((resolve) => setTimeout(resolve, 1000).unref());
     await Promise.race([client.quit().catch(() => undefined), timeout]);
@@ -61,17 +99,18 @@ async function quit(client: Redis): Promise<void> {
   client.disconnect();
 }
 
-export function connectRedis(url: string, log: Logger, options: RedisOptions): RedisConnections {
-  const pub = connect(url, "pub", log, options);
+export function connectRedis(target: RedisTarget, log: Logger, options: RedisOptions): RedisConnections {
+  const pub = connect(target, "pub", log, options);
   const publishes = trackPublishes(
     pub,
     options.onPublishFailed ??
       ((channel, err) => log.warn({ channel, err: err.message }, "redis publish failed: message not relayed")),
   );
-  const sub = connect(url, "sub", log, options);
+  const sub = connect(target, "sub", log, options);
   observeSubscribes(sub, (command, err) => log.error({ command, err: err.message }, `redis ${command} failed`));
-  const feed = connect(url, "feed", log, options);
+  const feed = connect(target, "feed", log, options);
   return {
+    cluster: !("url" in target),
     pub,
     sub,
     feed,

@@ -17,7 +17,7 @@ describe("npm run cluster", () => {
     // The runner takes PORT, PORT+1 and PORT+2.
     const port = await freePortRun(3);
     const child = spawn(process.execPath, ["--import", "tsx", "scripts/cluster.ts"], {
-      env: { ...process.env, PORT: String(port), CLUSTER_REPLICAS: "2", LOG_LEVEL: "warn" },
+      env: { ...process.env, CLUSTER_REDIS: "single", PORT: String(port), CLUSTER_REPLICAS: "2", LOG_LEVEL: "warn" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -61,7 +61,13 @@ describe("npm run cluster", () => {
       await new Promise<void>((resolve) => squatter.listen(port + offset, "127.0.0.1", resolve));
       try {
         const child = spawn(process.execPath, ["--import", "tsx", "scripts/cluster.ts"], {
-          env: { ...process.env, PORT: String(port), CLUSTER_REPLICAS: "2", LOG_LEVEL: "warn" },
+          env: {
+            ...process.env,
+            CLUSTER_REDIS: "single",
+            PORT: String(port),
+            CLUSTER_REPLICAS: "2",
+            LOG_LEVEL: "warn",
+          },
           stdio: ["ignore", "pipe", "pipe"],
         });
         let out = "";

@@ -17,6 +17,22 @@ describe("config", () => {
     });
   });
 
+  it("reads a Redis Cluster's seed nodes and refuses REDIS_URL beside them", () => {
+    const config = parseConfig({
+      REDIS_CLUSTER_NODES: "10.0.0.1:7000, redis-1:7001,[::1]:7002",
+      REDIS_CLUSTER_PASSWORD: "pw",
+    });
+    expect(config.redisCluster).toEqual({
+      nodes: [
+        { host: "10.0.0.1", port: 7000 },
+        { host: "redis-1", port: 7001 },
+        { host: "::1", port: 7002 },
+      ],
+      password: "pw",
+    });
+    expect(() => parseConfig({ REDIS_CLUSTER_NODES: "a:1", REDIS_URL: "redis://b:2" })).toThrow(/not both/);
+  });
+
   it("defaults the replica id to the hostname", () => {
     expect(parseConfig({}).replicaId.length).toBeGreaterThan(0);
   });
@@ -30,6 +46,8 @@ describe("config", () => {
     ["CORS_ORIGIN", "example.com", /CORS_ORIGIN/],
     ["MAX_HTTP_BUFFER_SIZE", "-1", /MAX_HTTP_BUFFER_SIZE/],
     ["REPLICA_ID", "has space", /REPLICA_ID/],
+    ["REDIS_CLUSTER_NODES", "localhost", /REDIS_CLUSTER_NODES: expected host:port/],
+    ["REDIS_CLUSTER_NODES", "a:7000,b:99999", /REDIS_CLUSTER_NODES: expected host:port.*b:99999/],
   ])("rejects %s=%s naming the variable", (name, value, text) => {
     let thrown: unknown;
     try {

@@ -6,6 +6,7 @@ import { nginxLimitsConf, renderNginxConf, renderTlsConf, staticUpstream } from 
 import { pollUntil } from "./poll.js";
 import { canBind, freePort, takenPorts } from "./ports.js";
 import { startRedisServer, type KillSignal, type RedisPersistence } from "./redis-server.js";
+import { startRedisCluster, type LocalRedisCluster } from "./redis-cluster.js";
 
 export type { KillSignal, RedisPersistence } from "./redis-server.js";
 
@@ -20,6 +21,11 @@ export interface ProcessClusterOptions {
   env?: Record<string, string>;
   /** How the cluster's redis-server keeps data across redis.restart(); `none` (memory only) by default. */
   redisPersistence?: RedisPersistence;
+  /**
+   * `single` (the default): one redis-server, REDIS_URL. `cluster`: a Redis Cluster of 3 masters and 3 replicas
+   * (scripts/cluster/redis-cluster.ts), REDIS_CLUSTER_NODES; the replicas then use sharded pub/sub.
+   */
+  redisMode?: "single" | "cluster";
   /** nginx's limits.conf (per-IP limits); nginx/limits.conf (none) by default. */
   nginxLimits?: string;
   /**
@@ -64,7 +70,10 @@ export interface ProcessCluster {
   /** Each replica's metrics listener (METRICS_PORT), by index. */
   metricsUrls: string[];
   replicaIds: string[];
+  /** The single redis-server; throws on a cluster started with redisMode `cluster` (see redisCluster). */
   redis: ClusterRedis;
+  /** The Redis Cluster, with redisMode `cluster`. */
+  redisCluster: LocalRedisCluster | undefined;
   /** Processes running now (redis + replicas + nginx). */
   processCount(): number;
   /** The pid of replica `index`; undefined while it is down. */
@@ -274,6 +283,7 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
   const stop = async () => {
     stopping = true;
     await Promise.all([...children].reverse().map((c) => (c.kill("SIGTERM"), waitForExit(c, 10_000))));
+    await redisCluster?.stop();
     rmSync(dir, { recursive: true, force: true });
   };
 
@@ -304,9 +314,17 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
     return r;
   };
 
+  let redisCluster: LocalRedisCluster | undefined;
   const start = async (): Promise<ProcessCluster> => {
-    const redis = await startRedisServer({ stdio, bin: redisBin, persistence, dir: redisDir });
-    track(redis.child, "redis-server");
+    const redis =
+      opts.redisMode === "cluster"
+        ? undefined
+        : await startRedisServer({ stdio, bin: redisBin, persistence, dir: redisDir });
+    if (redis) track(redis.child, "redis-server");
+    else redisCluster = await startRedisCluster({ stdio, bin: redisBin });
+    const redisEnv: Record<string, string> = redis
+      ? { REDIS_URL: redis.url }
+      : { REDIS_CLUSTER_NODES: (redisCluster as LocalRedisCluster).seeds };
 
     replicaPorts.forEach((port, i) => {
       const env = {
@@ -316,7 +334,7 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
         DRAIN_CLOSE_S: process.env.DRAIN_CLOSE_S ?? "0",
         ...opts.env,
         REPLICA_ID: replicaIds[i] as string,
-        REDIS_URL: redis.url,
+        ...redisEnv,
         METRICS_PORT: String(metricsPorts[i]),
         LOG_LEVEL: opts.logLevel ?? process.env.LOG_LEVEL ?? "info",
       };
@@ -347,7 +365,7 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
     // Through nginx, /healthz is answered by one of our replicas; anything else is another server on the port.
     await waitForHttp(`${url}/healthz`, `nginx on port ${opts.port}`, nginx, undefined, { replicaId: replicaIds });
 
-    const clusterRedis: ClusterRedis = {
+    const clusterRedis: ClusterRedis | undefined = redis && {
       url: redis.url,
       port: redis.port,
       persistence,
@@ -367,8 +385,13 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
       replicaUrls: replicaPorts.map((p) => `http://127.0.0.1:${p}`),
       metricsUrls: metricsPorts.map((p) => `http://127.0.0.1:${p}`),
       replicaIds,
-      redis: clusterRedis,
-      processCount: () => children.filter(isRunning).length,
+      get redis(): ClusterRedis {
+        if (!clusterRedis) throw new Error("this cluster runs on a Redis Cluster: use redisCluster");
+        return clusterRedis;
+      },
+      redisCluster,
+      processCount: () =>
+        children.filter(isRunning).length + (redisCluster?.nodes.filter((n) => n.pid() !== undefined).length ?? 0),
       replicaPid: (index) => {
         const child = replicaAt(index).child;
         return isRunning(child) ? child.pid : undefined;

@@ -26,6 +26,8 @@ export interface RedisServerOptions {
    * here is left alone (its owner removes it).
    */
   dir?: string;
+  /** More redis-server arguments (a Redis Cluster node's: scripts/cluster/redis-cluster.ts). */
+  extraArgs?: string[];
 }
 
 export type KillSignal = "SIGTERM" | "SIGKILL";
@@ -95,7 +97,7 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   const port = opts.port ?? (await freePort());
   const ownDir = persistence !== "none" && !opts.dir;
   const dir = persistence === "none" ? undefined : (opts.dir ?? mkdtempSync(join(tmpdir(), "rt-redis-")));
-  const args = redisArgs(port, persistence, dir);
+  const args = [...redisArgs(port, persistence, dir), ...(opts.extraArgs ?? [])];
   const removeDir = () => {
     if (ownDir && dir) rmSync(dir, { recursive: true, force: true });
   };

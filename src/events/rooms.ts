@@ -19,6 +19,9 @@ const PREFIX = "room:";
 
 export const roomKey = (room: string): string => PREFIX + room;
 
+/** How long `room-members` waits for every replica's answer before it returns this replica's, marked partial. */
+export const ROOM_MEMBERS_TIMEOUT_MS = 2000;
+
 export function joinedRooms(rooms: Set<string>): string[] {
   const names: string[] = [];
   for (const room of rooms) if (room.startsWith(PREFIX)) names.push(room.slice(PREFIX.length));
@@ -201,7 +204,7 @@ export function roomEvents(
         // fetchSockets asks every replica through the adapter: presence is cluster-wide. When a replica or
         // Redis does not answer in time, the members this replica knows are returned, marked partial.
         try {
-          const sockets = await io.in(roomKey(room)).fetchSockets();
+          const sockets = await io.in(roomKey(room)).timeout(ROOM_MEMBERS_TIMEOUT_MS).fetchSockets();
           return { room, ...membersOf(sockets), partial: false };
         } catch (err) {
           app.limited.log(

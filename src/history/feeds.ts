@@ -257,9 +257,12 @@ export class RoomFeeds {
     private readonly logger: Logger,
   ) {
     log.onEntry((entry) => this.feeds.get(entry.room)?.push(entry));
-    log.onResync(() => {
-      for (const feed of this.feeds.values()) feed.resync();
-    });
+    log.onResync(() => this.resyncAll());
+  }
+
+  /** Every feed catches up from the history: a subscription may have missed messages. */
+  resyncAll(): void {
+    for (const feed of this.feeds.values()) feed.resync();
   }
 
   get(room: string): RoomFeed | undefined {

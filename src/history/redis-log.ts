@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis.js";
 import type { RoomMessage, RoomPosition } from "../contract.js";
 import type { Logger } from "../logger.js";
 import {
@@ -28,8 +28,8 @@ const VERSION = 1;
 
 // Appends (or finds the id), assigns the next offset, trims, refreshes the TTLs and publishes, atomically:
 // the publish order is the offset order, for every subscriber.
-const APPEND = `
-local gen = redis.call('GET', KEYS[4]) or '0'
+const APPEND = (generation: string, publish: string) => `
+${generation}
 local m = redis.call('HMGET', KEYS[1], 'e', 'o', 'g')
 local epoch, offset = m[1], tonumber(m[2] or '0')
 local rotated = ''
@@ -57,14 +57,14 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-0', 'r', ARGV[2])
 redis.call('SET', KEYS[3], epoch .. ' ' .. offset, 'EX', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('PUBLISH', ARGV[9], epoch .. '\\n' .. offset .. '\\n' .. ARGV[2])
+redis.call('${publish}', ARGV[9], epoch .. '\\n' .. offset .. '\\n' .. ARGV[2])
 return {epoch, offset, 0, rotated}
 `;
 
 // The latest position, the oldest kept offset and, when the epoch matches, the entries after ARGV[2].
 // A room written under an older generation has lost its continuity: it reads as a room without history.
-const READ = `
-local gen = redis.call('GET', KEYS[3]) or '0'
+const READ = (generation: string) => `
+${generation}
 local m = redis.call('HMGET', KEYS[1], 'e', 'o', 'g')
 if not m[1] or m[3] ~= gen then return {'', 0, 1} end
 local epoch, latest = m[1], tonumber(m[2])
@@ -81,6 +81,15 @@ if (ARGV[1] == epoch or ARGV[1] == '') and after >= first - 1 and after < latest
 end
 return out
 `;
+
+// One Redis: the generation is a key of its own (the last KEYS entry), moved on by CHECK below.
+const GENERATION_KEY = (key: number) => `local gen = redis.call('GET', KEYS[${key}]) or '0'`;
+// A Redis Cluster: the serving process and its replication history. A promoted replica has a new replication
+// id (it may lack the last writes its master acknowledged: replication is asynchronous), and a restarted node a
+// new run id (it may have come back from an older snapshot): either way no room written before can prove its
+// continuity, so each starts a new epoch on its next append, and reads as a room without history until then.
+const GENERATION_OF_NODE = `local gen = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') .. ':' ..
+  string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')`;
 
 // Run by the first replica to reconnect: a heartbeat below what this replica saw means Redis lost writes.
 // The generation then moves on (every room starts a new epoch), and the heartbeat jumps far ahead so that
@@ -130,9 +139,14 @@ const toMessage = (record: Record, room: string, epoch: string, offset: number):
 
 export interface RedisLogOptions {
   /** Commands and publishes (the app's command connection). */
-  commands: Redis;
+  commands: RedisClient;
   /** A subscriber connection of the log's own. */
-  subscriber: Redis;
+  subscriber: RedisClient;
+  /**
+   * A Redis Cluster: live entries on sharded channels (SPUBLISH/SSUBSCRIBE, in the room's slot), continuity
+   * from the serving node's identity (GENERATION_OF_NODE), and a canary per shard (src/history/canary.ts).
+   */
+  cluster?: boolean;
   keyPrefix: string;
   limits: HistoryLimits;
   /** How long an append or read waits for a reconnecting Redis before its outcome is unknown. */
@@ -150,8 +164,17 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   const channelOf = (room: string) => `${tag(room)}c`;
   const genKey = `${base}gen`;
   const beatKey = `${base}beat`;
-  commands.defineCommand("rtAppend", { numberOfKeys: 4, lua: APPEND });
-  commands.defineCommand("rtRead", { numberOfKeys: 3, lua: READ });
+  const cluster = options.cluster === true;
+  // On a cluster every key of a script must be in the room's slot: no generation key there.
+  const genKeys = cluster ? [] : [genKey];
+  commands.defineCommand("rtAppend", {
+    numberOfKeys: 3 + genKeys.length,
+    lua: cluster ? APPEND(GENERATION_OF_NODE, "SPUBLISH") : APPEND(GENERATION_KEY(4), "PUBLISH"),
+  });
+  commands.defineCommand("rtRead", {
+    numberOfKeys: 2 + genKeys.length,
+    lua: READ(cluster ? GENERATION_OF_NODE : GENERATION_KEY(3)),
+  });
   commands.defineCommand("rtCheck", { numberOfKeys: 2, lua: CHECK });
   const redis = commands as unknown as Commands;
   let appends = 0;
@@ -160,7 +183,9 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   const resyncListeners: Array<() => void> = [];
   const subscribed = new Set<string>();
 
-  subscriber.on("message", (channel: string, payload: string) => {
+  subscriber.on(cluster ? "smessage" : "message", (channel: string, payload: string) => {
+    // The same connection hears the shard canaries (src/ops/shard-canary.ts).
+    if (!channel.startsWith(channelPrefix)) return;
     const entry = parseLive(channel, payload);
     if (entry) for (const listener of entryListeners) listener(entry);
   });
@@ -183,18 +208,21 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   // A subscriber that reconnects may have missed messages published meanwhile: the feeds catch up from
   // the history once every room's channel is subscribed again.
   let subscriberWasReady = false;
+  const resync = (reason: string) => {
+    log.info({ rooms: subscribed.size, reason }, "room feeds catching up from history");
+    for (const listener of resyncListeners) listener();
+  };
   subscriber.on("ready", () => {
     if (!subscriberWasReady) {
       subscriberWasReady = true;
       return;
     }
+    // A cluster client renews its sharded subscriptions by itself (per shard, on the current slot map).
+    if (cluster) return resync("redis cluster reconnected");
     const channels = [...subscribed].map(channelOf);
     const again = channels.length > 0 ? subscriber.subscribe(...channels) : Promise.resolve(0);
     again.then(
-      () => {
-        log.info({ rooms: channels.length }, "room feeds resubscribed: catching up from history");
-        for (const listener of resyncListeners) listener();
-      },
+      () => resync("resubscribed"),
       (err: Error) => log.warn({ err: err.message }, "room feeds could not resubscribe"),
     );
   });
@@ -206,7 +234,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   let highestBeat = 0;
   let gate: { opened: Promise<void>; open(): void } | undefined;
   const beat = setInterval(() => {
-    if (commands.status !== "ready" || gate) return;
+    if (cluster || commands.status !== "ready" || gate) return;
     commands.incr(beatKey).then(
       (value) => void (highestBeat = Math.max(highestBeat, value)),
       () => undefined,
@@ -214,7 +242,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   }, BEAT_MS);
   beat.unref();
   commands.on("close", () => {
-    if (highestBeat === 0 || gate) return;
+    if (cluster || highestBeat === 0 || gate) return;
     let open = () => undefined as void;
     const opened = new Promise<void>((resolve) => (open = resolve));
     gate = { opened, open };
@@ -263,7 +291,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
         `${prefix}m`,
         `${prefix}l`,
         prefix + dedupeKey(entry),
-        genKey,
+        ...genKeys,
         entry.id,
         JSON.stringify(record),
         limits.size,
@@ -287,7 +315,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
       const reply = await redis.rtRead(
         `${prefix}m`,
         `${prefix}l`,
-        genKey,
+        ...genKeys,
         since?.epoch ?? "",
         since ? since.offset : Number.MAX_SAFE_INTEGER,
         limit,
@@ -306,12 +334,13 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
 
     async subscribe(room: string): Promise<void> {
       subscribed.add(room);
-      await subscriber.subscribe(channelOf(room));
+      await (cluster ? subscriber.ssubscribe(channelOf(room)) : subscriber.subscribe(channelOf(room)));
     },
 
     unsubscribe(room: string): void {
       if (!subscribed.delete(room)) return;
-      subscriber.unsubscribe(channelOf(room)).catch(() => undefined);
+      const done = cluster ? subscriber.sunsubscribe(channelOf(room)) : subscriber.unsubscribe(channelOf(room));
+      done.catch(() => undefined);
     },
 
     onEntry: (listener) => void entryListeners.push(listener),

@@ -14,7 +14,7 @@ import { dirname, join } from "node:path";
 import { instrument } from "@socket.io/admin-ui";
 import bcrypt from "bcryptjs";
 import express, { type RequestHandler, type Router } from "express";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis.js";
 import type { Server } from "socket.io";
 import { ConfigError } from "../config.js";
 import type { Logger } from "../logger.js";
@@ -78,7 +78,7 @@ interface SessionStore {
   saveSession(sessionId: string): void;
 }
 
-function sessionStore(redis: Redis | undefined, keyPrefix: string, log: Logger): SessionStore {
+function sessionStore(redis: RedisClient | undefined, keyPrefix: string, log: Logger): SessionStore {
   if (redis) {
     const key = (id: string) => `${keyPrefix}admin-ui:session:${id}`;
     return {
@@ -113,7 +113,7 @@ export interface AdminUiDeps {
   io: Server;
   config: { adminUi: AdminUiConfig; replicaId: string; redisKeyPrefix: string };
   log: Logger;
-  redis: Redis | undefined;
+  redis: RedisClient | undefined;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis.js";
 import type { Config } from "../config.js";
 import type { AppContext, TypedServer } from "../events/handler.js";
 import type { Logger } from "../logger.js";
@@ -14,7 +14,7 @@ export interface LimitsDeps {
   log: Logger;
   metrics: Metrics;
   /** The app's command connection, for the per-user limit across replicas. */
-  redis?: Redis;
+  redis?: RedisClient;
 }
 
 export interface Limits {

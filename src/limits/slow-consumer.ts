@@ -1,4 +1,4 @@
-import { AFTER_FLUSH, deferredFlushInstalled } from "../coalesce.js";
+import { AFTER_FLUSH, deferredFlushInstalled } from "../engine/coalesce.js";
 import type { TypedServer } from "../events/handler.js";
 import type { Logger } from "../logger.js";
 
@@ -37,14 +37,14 @@ export interface SlowConsumerOptions {
  * Bounds what the server holds for a client that does not read: Engine.IO's write buffer for the socket
  * plus what its websocket still has to write (`ws`'s bufferedAmount: the TCP socket's queue and the frame
  * being sent). Past `maxBytes` the connection is closed at once and its queue dropped; other clients are
- * untouched. Measured after each deferred flush (src/coalesce.ts), so only a socket that was just written
+ * untouched. Measured after each deferred flush (src/engine/coalesce.ts), so only a socket that was just written
  * to is looked at, with no timer, and a backed-up socket's queue is summed incrementally.
  */
 export function watchSlowConsumers(io: TypedServer, options: SlowConsumerOptions): void {
   const { maxBytes, log, evicted } = options;
   if (!deferredFlushInstalled()) {
-    // A future Engine.IO without the private flush that src/coalesce.ts defers: no hook to measure from.
-    log.warn("MAX_SOCKET_BUFFER_BYTES not enforced: Engine.IO's flush could not be hooked (src/coalesce.ts)");
+    // A future Engine.IO without the private flush that src/engine/coalesce.ts defers: no hook to measure from.
+    log.warn("MAX_SOCKET_BUFFER_BYTES not enforced: Engine.IO's flush could not be hooked (src/engine/coalesce.ts)");
     return;
   }
   const tallies = new WeakMap<EngineSocketView, Tally>();

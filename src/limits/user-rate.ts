@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis.js";
 import type { Logger } from "../logger.js";
 
 /**
@@ -22,7 +22,7 @@ type HitCommand = (key: string, ttlMs: number) => Promise<number>;
 export interface UserRateLimiterOptions {
   perS: number;
   /** Shared by every replica; without it the count is this replica's only (a single-process server). */
-  redis?: Redis;
+  redis?: RedisClient;
   keyPrefix?: string;
   log?: Logger;
   now?: () => number;
@@ -73,7 +73,7 @@ export function createUserRateLimiter(options: UserRateLimiterOptions): UserRate
   }
 
   // defineCommand is ioredis's supported way to run a script by its SHA (EVALSHA, falling back to EVAL).
-  const client = redis as Redis & { rtUserRateHit?: HitCommand };
+  const client = redis as RedisClient & { rtUserRateHit?: HitCommand };
   if (typeof client.rtUserRateHit !== "function") client.defineCommand("rtUserRateHit", { numberOfKeys: 1, lua: HIT });
   const hit = (client.rtUserRateHit as HitCommand).bind(client);
 

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis.js";
 
 export interface PublishTracker {
   /**
@@ -10,18 +10,21 @@ export interface PublishTracker {
 }
 
 /**
- * Wraps `client.publish`: every failure goes to `onFailure` (the adapter never awaits its publishes, so an
- * unobserved rejection would otherwise end the process), and `capture` sees the publishes of one emit.
+ * Wraps `client.publish` and `client.spublish` (the sharded adapter's, on a Redis Cluster): every failure goes
+ * to `onFailure` (the adapter never awaits its publishes, so an unobserved rejection would otherwise end the
+ * process), and `capture` sees the publishes of one emit.
  */
-export function trackPublishes(client: Redis, onFailure: (channel: string, err: Error) => void): PublishTracker {
-  const publish = client.publish.bind(client) as (channel: string, message: string | Buffer) => Promise<number>;
+export function trackPublishes(client: RedisClient, onFailure: (channel: string, err: Error) => void): PublishTracker {
   let captured: Array<Promise<unknown>> | undefined;
-  client.publish = ((channel: string, message: string | Buffer) => {
-    const sent = publish(channel, message);
-    sent.catch((err: Error) => onFailure(channel, err));
-    captured?.push(sent);
-    return sent;
-  }) as Redis["publish"];
+  for (const command of ["publish", "spublish"] as const) {
+    const original = client[command].bind(client) as (channel: string, message: string | Buffer) => Promise<number>;
+    (client as unknown as Record<string, unknown>)[command] = (channel: string, message: string | Buffer) => {
+      const sent = original(channel, message);
+      sent.catch((err: Error) => onFailure(channel, err));
+      captured?.push(sent);
+      return sent;
+    };
+  }
   return {
     capture(emit) {
       const outer = captured;
@@ -42,9 +45,16 @@ export function trackPublishes(client: Redis, onFailure: (channel: string, err: 
  * queued) those promises reject. Observed here, reported to `onFailure`, instead of becoming unhandled
  * rejections, which end the process (src/main.ts): a bad REDIS_URL leaves the replica not ready and saying why.
  */
-export function observeSubscribes(client: Redis, onFailure: (command: string, err: Error) => void): void {
+export function observeSubscribes(client: RedisClient, onFailure: (command: string, err: Error) => void): void {
   // The adapter's close() unsubscribes without awaiting too: while Redis is away those reject as well.
-  for (const command of ["subscribe", "psubscribe", "unsubscribe", "punsubscribe"] as const) {
+  for (const command of [
+    "subscribe",
+    "psubscribe",
+    "unsubscribe",
+    "punsubscribe",
+    "ssubscribe",
+    "sunsubscribe",
+  ] as const) {
     const original = client[command].bind(client) as (...args: unknown[]) => Promise<unknown>;
     (client as unknown as Record<string, unknown>)[command] = (...args: unknown[]) => {
       const done = original(...args);

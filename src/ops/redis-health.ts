@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis.js";
 
 /** How often readiness asks Redis, and how old the last answer may be for Redis to count as up. */
 export const PING_INTERVAL_MS = 1000;
@@ -18,7 +18,7 @@ export interface RedisHealth {
  * in flight, and Redis counts as up only while the last answer is recent. A frozen Redis turns `/readyz` 503
  * within PING_STALE_MS + PING_INTERVAL_MS.
  */
-export function watchRedisHealth(client: Redis, onFailure: (err: Error) => void): RedisHealth {
+export function watchRedisHealth(client: RedisClient, onFailure: (err: Error) => void): RedisHealth {
   let answeredAt = -Infinity;
   let inFlight = false;
   let failed = 0;

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis.js";
 import type { Post } from "../contract.js";
 import type { NewPost } from "../schemas.js";
 import { DEFAULT_PAGE, type PageRequest } from "../limits/paging.js";
@@ -62,10 +62,10 @@ while true do
   from = from + 100
 end`;
 
-const pageAfter = (redis: Redis, key: string, before: string, size: number) =>
+const pageAfter = (redis: RedisClient, key: string, before: string, size: number) =>
   redis.eval(PAGE_AFTER, 1, key, `{"id":${JSON.stringify(before)},`, size) as Promise<string[]>;
 
-export function createRedisPostStore(redis: Redis, keyPrefix: string, limit: number): PostStore {
+export function createRedisPostStore(redis: RedisClient, keyPrefix: string, limit: number): PostStore {
   const key = `${keyPrefix}posts`;
   return {
     async list({ limit: size, before } = { limit: DEFAULT_PAGE }) {

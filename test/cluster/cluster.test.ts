@@ -429,9 +429,12 @@ describe("chat page and admin UI, through nginx", () => {
     } catch (err) {
       await ui.screenshot({ path: join(screenshotDir, "admin-ui-failed.png") });
       const text = (await ui.locator("body").innerText()).replace(/\s+/g, " ").slice(0, 2000);
-      throw new Error(`admin UI did not list ${live.map((r) => r.id).join(", ")}; page: ${text}; errors: ${seen.errors.join(" | ")}`, {
-        cause: err,
-      });
+      throw new Error(
+        `admin UI did not list ${live.map((r) => r.id).join(", ")}; page: ${text}; errors: ${seen.errors.join(" | ")}`,
+        {
+          cause: err,
+        },
+      );
     }
     await ui.screenshot({ path: join(screenshotDir, "admin-ui.png") });
     expect(seen.errors).toEqual([]);

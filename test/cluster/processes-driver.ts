@@ -12,13 +12,23 @@ export const processesDriver: ClusterDriver = {
       const candidate = await freePort();
       if (candidate !== port && !replicaPorts.includes(candidate)) replicaPorts.push(candidate);
     }
-    const cluster = await startProcessCluster({ port, replicas, replicaPorts, logLevel: "warn", env: ADMIN_UI_ENV });
+    // CLUSTER_REDIS=cluster: the same suite on a Redis Cluster (sharded pub/sub) instead of one Redis.
+    const redisMode = process.env.CLUSTER_REDIS === "cluster" ? "cluster" : "single";
+    const cluster = await startProcessCluster({
+      port,
+      replicas,
+      replicaPorts,
+      logLevel: "warn",
+      env: ADMIN_UI_ENV,
+      redisMode,
+    });
     return {
       url: cluster.url,
       replicaUrls: cluster.replicaUrls,
       metricsUrls: cluster.metricsUrls,
       replicaIds: cluster.replicaIds,
-      describe: () => `${cluster.processCount()} processes (redis-server, ${replicas} replicas, nginx)`,
+      describe: () =>
+        `${cluster.processCount()} processes (${redisMode === "cluster" ? "a 6-node Redis Cluster" : "redis-server"}, ${replicas} replicas, nginx)`,
       stopReplica: (i) => cluster.stopReplica(i),
       stop: () => cluster.stop(),
     };
