@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { createServer as createHttpServer } from "node:http";
 import { connect as tcpConnect, createServer as createTcpServer, type Server } from "node:net";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { freePortRun } from "./support/redis.js";
 import { eventually } from "./support/server.js";
 
@@ -12,23 +12,38 @@ const accepts = (port: number) =>
     socket.once("error", () => resolve(false));
   });
 
+/** `npm run cluster` with `env`; stopped (SIGTERM) when the test ends, whatever its outcome. */
+function runner(port: number, env: Record<string, string>) {
+  const child = spawn(process.execPath, ["--import", "tsx", "scripts/cluster.ts"], {
+    env: { ...process.env, PORT: String(port), CLUSTER_REPLICAS: "2", LOG_LEVEL: "warn", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const state = { out: "", exitCode: undefined as number | null | undefined };
+  child.stdout.on("data", (d: Buffer) => (state.out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (state.out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  void exited.then((code) => (state.exitCode = code));
+  onTestFinished(async () => {
+    if (state.exitCode === undefined) {
+      child.kill("SIGTERM");
+      await exited;
+    }
+  });
+  return { child, state, exited };
+}
+
 describe("npm run cluster", () => {
   it("prints one ready line, serves through nginx, and on SIGTERM stops every child", async () => {
     // The runner takes PORT, PORT+1 and PORT+2.
     const port = await freePortRun(3);
-    const child = spawn(process.execPath, ["--import", "tsx", "scripts/cluster.ts"], {
-      env: { ...process.env, CLUSTER_REDIS: "single", PORT: String(port), CLUSTER_REPLICAS: "2", LOG_LEVEL: "warn" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    let exitCode: number | null | undefined;
-    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-    void exited.then((code) => (exitCode = code));
-    await eventually(() => out.includes("cluster ready") || exitCode !== undefined, 60_000, "cluster ready line");
-    expect(exitCode, `runner exited early:\n${out}`).toBeUndefined();
-    expect(out).toContain(
+    const { child, state, exited } = runner(port, { CLUSTER_REDIS: "single" });
+    await eventually(
+      () => state.out.includes("cluster ready") || state.exitCode !== undefined,
+      60_000,
+      "cluster ready line",
+    );
+    expect(state.exitCode, `runner exited early:\n${state.out}`).toBeUndefined();
+    expect(state.out).toContain(
       `cluster ready at http://127.0.0.1:${port} (replicas: ${port + 1}, ${port + 2}; metrics: ${port + 1001}, ${port + 1002})`,
     );
 
@@ -42,6 +57,35 @@ describe("npm run cluster", () => {
     expect(await exited).toBe(0);
     for (const p of ports) expect(await accepts(p)).toBe(false);
   }, 90_000);
+
+  it("starts a Redis Cluster with CLUSTER_REDIS=cluster, names its nodes, and stops them all on SIGTERM", async () => {
+    const port = await freePortRun(3);
+    const { child, state, exited } = runner(port, { CLUSTER_REDIS: "cluster" });
+    await eventually(
+      () => state.out.includes("cluster ready") || state.exitCode !== undefined,
+      90_000,
+      "cluster ready line",
+    );
+    expect(state.exitCode, `runner exited early:\n${state.out}`).toBeUndefined();
+    const nodes = /redis cluster: ([0-9.:,]+)\)/.exec(state.out)?.[1]?.split(",") ?? [];
+    expect(nodes).toHaveLength(6);
+    const redisPorts = nodes.map((n) => Number(n.split(":")[1]));
+    for (const p of redisPorts) expect(await accepts(p)).toBe(true);
+    // Both replicas ready on the Redis Cluster, served through nginx (test/cluster runs the cross-replica suite
+    // on this machinery with CLUSTER_REDIS=cluster).
+    for (const p of [port + 1, port + 2]) expect((await fetch(`http://127.0.0.1:${p}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe("Hello server is working");
+
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    for (const p of [port, port + 1, port + 2, ...redisPorts]) expect(await accepts(p)).toBe(false);
+  }, 120_000);
+
+  it("refuses an unknown CLUSTER_REDIS with exit 2, naming the variable", async () => {
+    const { state, exited } = runner(await freePortRun(3), { CLUSTER_REDIS: "sentinel" });
+    expect(await exited).toBe(2);
+    expect(state.out).toContain('invalid CLUSTER_REDIS: expected single or cluster, got "sentinel"');
+  });
 
   // Before, the runner announced "cluster ready" when the port was answered by someone else (an earlier
   // cluster, say) while its own replica or nginx died on EADDRINUSE right after.
