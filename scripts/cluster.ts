@@ -26,10 +26,20 @@ if (redisMode !== "single" && redisMode !== "cluster") {
   process.exit(2);
 }
 
-const cluster = await startProcessCluster({ port, replicas, stdio: "inherit", redisMode }).catch((err: Error) => {
-  process.stderr.write(`cluster failed to start: ${err.message}\n`);
-  process.exit(1);
-});
+// `npm run cluster` builds first and sets CLUSTER_RUNTIME=dist: replicas run the compiled JavaScript, as in
+// production. Run directly (tsx scripts/cluster.ts), they go through the TypeScript loader.
+const runtime = process.env.CLUSTER_RUNTIME || "tsx";
+if (runtime !== "tsx" && runtime !== "dist") {
+  process.stderr.write(`config error: invalid CLUSTER_RUNTIME: expected tsx or dist, got "${runtime}"\n`);
+  process.exit(2);
+}
+
+const cluster = await startProcessCluster({ port, replicas, stdio: "inherit", redisMode, runtime }).catch(
+  (err: Error) => {
+    process.stderr.write(`cluster failed to start: ${err.message}\n`);
+    process.exit(1);
+  },
+);
 const replicaPorts = cluster.replicaUrls.map((u) => new URL(u).port).join(", ");
 const metricsPorts = cluster.metricsUrls.map((u) => new URL(u).port).join(", ");
 const redisNodes = cluster.redisCluster ? `; redis cluster: ${cluster.redisCluster.seeds}` : "";

@@ -33,6 +33,8 @@ export interface ProcessClusterOptions {
    * given (tests).
    */
   metricsPorts?: number[];
+  /** `tsx` by default; `dist` runs the compiled server (build it first: `npm run build`). */
+  runtime?: ReplicaRuntime;
   /** nginx also listens with TLS on `port` (nginx/tls.conf rendered with these PEM files). */
   tls?: { port: number; cert: string; key: string };
 }
@@ -106,8 +108,14 @@ function findBinary(name: string, candidates: string[]): string {
 }
 
 /**
- * One replica: `src/main.ts` on loopback `port`, with `env` on top of this process's environment. `root` is
- * the checkout it runs from (this one by default; the bench passes a worktree of another revision).
+ * How a replica runs: `tsx` (src/main.ts through the TypeScript loader: tests, the bench) or `dist` (the
+ * compiled dist/main.js of `npm run build`, as in production and the Docker image: `npm run cluster`).
+ */
+export type ReplicaRuntime = "tsx" | "dist";
+
+/**
+ * One replica on loopback `port`, with `env` on top of this process's environment. `root` is the checkout it
+ * runs from (this one by default; the bench passes a worktree of another revision).
  */
 export function spawnReplica(
   port: number,
@@ -115,8 +123,10 @@ export function spawnReplica(
   stdio: StdioOptions,
   nodeArgs: string[] = [],
   root: string = ROOT,
+  runtime: ReplicaRuntime = "tsx",
 ): ChildProcess {
-  return spawn(process.execPath, [...nodeArgs, "--import", "tsx", "src/main.ts"], {
+  const entry = runtime === "dist" ? ["dist/main.js"] : ["--import", "tsx", "src/main.ts"];
+  return spawn(process.execPath, [...nodeArgs, ...entry], {
     cwd: root,
     stdio,
     // METRICS_PORT off unless given: several replicas on one host cannot all take the default 9464.
@@ -296,7 +306,7 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
   /** Spawns replica `i` and waits for it; a replica that does not come up is killed, not left behind. */
   const startReplica = async (i: number, restart: RestartOptions = {}) => {
     const r = replicas[i] as Replica;
-    const child = track(spawnReplica(r.port, r.env, stdio), r.id, r.port);
+    const child = track(spawnReplica(r.port, r.env, stdio, [], ROOT, opts.runtime), r.id, r.port);
     r.child = child;
     try {
       await waitForHttp(`http://127.0.0.1:${r.port}/readyz`, `${r.id} on port ${r.port}`, child, restart.timeoutMs, {
