@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { ConfigError, integer } from "../config.js";
+import { openFilesLimit, RESERVED_FDS } from "./fd-limit.js";
 
 /** Abuse limits: every knob of the "Security and limits" table in the README. */
 export interface LimitsConfig {
@@ -46,13 +47,19 @@ function trustProxy(env: Env): string[] | false {
   return entries;
 }
 
+export function defaultMaxConnections(openFiles: number | undefined): number {
+  return openFiles === undefined ? 20_000 : Math.max(1, Math.min(20_000, openFiles - RESERVED_FDS));
+}
+
 export function parseLimits(env: Env): LimitsConfig {
   const eventsPerS = integer(env, "RATE_LIMIT_EVENTS_PER_S", 50, 0, 1_000_000);
   return {
     eventsPerS,
     burst: integer(env, "RATE_LIMIT_BURST", Math.max(100, eventsPerS), 1, 10_000_000),
     userEventsPerS: integer(env, "USER_RATE_LIMIT_PER_S", 0, 0, 1_000_000),
-    maxConnections: integer(env, "MAX_CONNECTIONS", 20_000, 1, 10_000_000),
+    // 20,000 unless the process may not open that many files: then what it may, less a reserve, so that the
+    // replica answers 429 before accept() fails with EMFILE (src/limits/fd-limit.ts).
+    maxConnections: integer(env, "MAX_CONNECTIONS", defaultMaxConnections(openFilesLimit()), 1, 10_000_000),
     // Above the reliable client helper's resend after a reconnect and socket.io-client's batching of a burst.
     maxPacketsPerPoll: integer(env, "MAX_PACKETS_PER_POLL", 500, 1, 1_000_000),
     maxSocketBufferBytes: integer(env, "MAX_SOCKET_BUFFER_BYTES", 1024 * 1024, 16 * 1024, 1024 * 1024 * 1024),

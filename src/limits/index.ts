@@ -4,6 +4,7 @@ import type { AppContext, TypedServer } from "../events/handler.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { guardEngine } from "./engine.js";
+import { fdLimitWarning, openFilesLimit } from "./fd-limit.js";
 import { createEventGate, type EventGate } from "./rate.js";
 import { watchSlowConsumers } from "./slow-consumer.js";
 import { createUserRateLimiter } from "./user-rate.js";
@@ -35,6 +36,9 @@ export function installLimits({ io, config, log, metrics, redis }: LimitsDeps): 
     ["code"],
   );
   const refused = (code: string) => void refusals.cell(code).value++;
+  const openFiles = openFilesLimit();
+  const fdWarning = fdLimitWarning(limits.maxConnections, openFiles);
+  if (fdWarning) log.warn({ maxConnections: limits.maxConnections, openFiles }, fdWarning);
   guardEngine(io, {
     maxConnections: limits.maxConnections,
     maxPacketsPerPoll: limits.maxPacketsPerPoll,
