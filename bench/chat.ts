@@ -21,8 +21,6 @@ import { startSetup, type SetupName, type SetupRef } from "./setups.js";
 import { startWorker, type Worker } from "./workers.js";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-/** Placement `one`: how long the idle replicas' CPU is sampled without traffic, before the warm-up. */
-const QUIET_MS = 3000;
 const now = () => performance.timeOrigin + performance.now();
 
 export const CHAT_SETUPS: SetupName[] = ["vanilla-cluster-3", "single", "cluster-3"];
@@ -183,13 +181,6 @@ async function measureChat(ref: SetupRef, p: ChatParams): Promise<ChatRun> {
     const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuNanoseconds(pid), 0);
     const writesOf = (pids: number[]) => pids.reduce((sum, pid) => sum + processCounters(pid).writes, 0);
 
-    // What the idle replicas spend with no traffic at all (timers, health checks, Redis heartbeats), per ms:
-    // subtracted below, so their figure is what the traffic costs them.
-    const quiet0 = cpuOf(idlePids);
-    const quietStart = now();
-    if (idlePids.length > 0) await new Promise((resolve) => setTimeout(resolve, QUIET_MS));
-    const quietPerMs = (cpuOf(idlePids) - quiet0) / (now() - quietStart);
-
     // Warm-up (JIT, connections to Redis, subscriptions), not measured.
     await Promise.all(workers.map((w) => w.ask({ cmd: "reset", record: false }, "reset")));
     const warm = await sendPhase(workers, p, p.warmupMs);
@@ -208,7 +199,13 @@ async function measureChat(ref: SetupRef, p: ChatParams): Promise<ChatRun> {
     const s = await drain(workers, expected, sent, 5000);
     const replicaCpu = cpuOf(replicaPids) - replicaCpu0;
     const redisCpu = redisPids.length > 0 ? cpuOf(redisPids) - redisCpu0 : NaN;
-    const idleCpu = idlePids.length > 0 ? cpuOf(idlePids) - idleCpu0 - quietPerMs * (now() - t0) : NaN;
+    const idleCpu1 = cpuOf(idlePids);
+    const idleMs = now() - t0;
+    // What the idle replicas spend with no traffic at all (timers, health checks, Redis heartbeats), sampled
+    // after the run for as long as it lasted: subtracted, so their figure is what the traffic cost them.
+    const quiet0 = cpuOf(idlePids);
+    if (idlePids.length > 0) await new Promise((resolve) => setTimeout(resolve, idleMs));
+    const idleCpu = idlePids.length > 0 ? idleCpu1 - idleCpu0 - (cpuOf(idlePids) - quiet0) : NaN;
     const writes = writesOf(replicaPids) - writes0;
     const machine1 = machineCpu();
     const elapsed = (now() - t0) / 1000;
@@ -372,7 +369,7 @@ const PLACEMENT_TEXT: Record<ChatParams["placement"], string> = {
   one:
     "Every client is on the first replica; the others host no member of any room. Idle replicas' CPU: what " +
     "those replicas spend on rooms they have no member in (their CPU during the run minus their CPU with no " +
-    "traffic at all, sampled for 3 s before the warm-up).",
+    "traffic at all, sampled after the run for as long).",
 };
 
 export function renderChatTable(summary: ChatSummary): string {
