@@ -95,6 +95,11 @@ export interface ChatRun {
   idleReplicaCpuUsPerMsg: number;
   /** write-family syscalls of the replicas per delivered message. */
   replicaWritesPerMsg: number;
+  /** read-family syscalls and wake-ups (voluntary context switches) of the replicas per delivered message. */
+  replicaReadsPerMsg: number;
+  replicaWakeupsPerMsg: number;
+  /** The share of the replicas' CPU spent in the kernel (system time), from the 10 ms ticks of /proc/<pid>/stat. */
+  replicaSysShare: number;
   p50: number;
   p99: number;
   max: number;
@@ -179,7 +184,17 @@ async function measureChat(ref: SetupRef, p: ChatParams): Promise<ChatRun> {
     const idlePids = p.placement === "one" ? replicaPids.slice(1) : [];
     const redisPids = setup.redisPids;
     const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuNanoseconds(pid), 0);
-    const writesOf = (pids: number[]) => pids.reduce((sum, pid) => sum + processCounters(pid).writes, 0);
+    const countersOf = (pids: number[]) =>
+      pids.map(processCounters).reduce(
+        (sum, c) => ({
+          writes: sum.writes + c.writes,
+          reads: sum.reads + c.reads,
+          wakeups: sum.wakeups + c.wakeups,
+          user: sum.user + c.user,
+          sys: sum.sys + c.sys,
+        }),
+        { writes: 0, reads: 0, wakeups: 0, user: 0, sys: 0 },
+      );
 
     // Warm-up (JIT, connections to Redis, subscriptions), not measured.
     await Promise.all(workers.map((w) => w.ask({ cmd: "reset", record: false }, "reset")));
@@ -190,7 +205,7 @@ async function measureChat(ref: SetupRef, p: ChatParams): Promise<ChatRun> {
     const replicaCpu0 = cpuOf(replicaPids);
     const redisCpu0 = redisPids.length > 0 ? cpuOf(redisPids) : NaN;
     const idleCpu0 = cpuOf(idlePids);
-    const writes0 = writesOf(replicaPids);
+    const counters0 = countersOf(replicaPids);
     const machine0 = machineCpu();
     const t0 = now();
     const sent = await sendPhase(workers, p, p.durationMs);
@@ -206,7 +221,10 @@ async function measureChat(ref: SetupRef, p: ChatParams): Promise<ChatRun> {
     const quiet0 = cpuOf(idlePids);
     if (idlePids.length > 0) await new Promise((resolve) => setTimeout(resolve, idleMs));
     const idleCpu = idlePids.length > 0 ? idleCpu1 - idleCpu0 - (cpuOf(idlePids) - quiet0) : NaN;
-    const writes = writesOf(replicaPids) - writes0;
+    const counters1 = countersOf(replicaPids);
+    const writes = counters1.writes - counters0.writes;
+    const userCpu = counters1.user - counters0.user;
+    const sysCpu = counters1.sys - counters0.sys;
     const machine1 = machineCpu();
     const elapsed = (now() - t0) / 1000;
     const serverCpu = (replicaCpu + (Number.isNaN(redisCpu) ? 0 : redisCpu)) / 1e9;
@@ -229,6 +247,9 @@ async function measureChat(ref: SetupRef, p: ChatParams): Promise<ChatRun> {
       redisCpuUsPerMsg: redisCpu / 1000 / delivered,
       idleReplicaCpuUsPerMsg: idleCpu / 1000 / delivered,
       replicaWritesPerMsg: writes / delivered,
+      replicaReadsPerMsg: (counters1.reads - counters0.reads) / delivered,
+      replicaWakeupsPerMsg: (counters1.wakeups - counters0.wakeups) / delivered,
+      replicaSysShare: sysCpu / (userCpu + sysCpu),
       p50: percentile(all, 50),
       p99: percentile(all, 99),
       max: percentile(all, 100),
@@ -255,6 +276,9 @@ const METRICS = [
   "redisCpuUsPerMsg",
   "idleReplicaCpuUsPerMsg",
   "replicaWritesPerMsg",
+  "replicaReadsPerMsg",
+  "replicaWakeupsPerMsg",
+  "replicaSysShare",
   "deliveryRatio",
   "sendRate",
   "p50",
@@ -436,7 +460,8 @@ export async function runChat(
       results.get(ref)?.push(r);
       console.log(
         `chat run ${run + 1} ${ref.label.padEnd(17)} replicas ${f(r.replicaCpuUsPerMsg)} µs/delivered, Redis ${f(r.redisCpuUsPerMsg)} µs, ` +
-          `${f(r.replicaWritesPerMsg, 3)} writes, delivered ${f(r.deliveryRatio * 100)} %, ` +
+          `${f(r.replicaWritesPerMsg, 3)} writes, ${f(r.replicaReadsPerMsg, 3)} reads, ` +
+          `${f(r.replicaWakeupsPerMsg, 3)} wake-ups, ${f(r.replicaSysShare * 100, 0)} % sys, delivered ${f(r.deliveryRatio * 100)} %, ` +
           `p50 ${f(r.p50)} ms, p99 ${f(r.p99)} ms, cross-replica p99 ${f(r.remoteP99)} ms, ${f(r.sendRate, 0)} msg/s sent, ` +
           `other busy cores ${f(r.otherCores)}, steal ${f(r.stealCores)}`,
       );

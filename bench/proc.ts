@@ -51,12 +51,34 @@ export interface ProcessCounters {
   sys: number;
   /** write-family syscalls (write, writev, sendmsg…), from /proc/<pid>/io. */
   writes: number;
+  /** read-family syscalls (read, readv, recvmsg…), from /proc/<pid>/io. */
+  reads: number;
+  /** Voluntary context switches of every thread: how often the process went to sleep and was woken up. */
+  wakeups: number;
 }
 
-/** CPU seconds split into user and system time, and the number of write syscalls so far. */
+/** CPU seconds split into user and system time, and the syscall and wake-up counts so far. */
 export function processCounters(pid: number): ProcessCounters {
   const io = readFileSync(`/proc/${pid}/io`, "utf8");
-  return { ...statCpu(pid), writes: Number(/syscw:\s+(\d+)/.exec(io)?.[1] ?? NaN) };
+  let wakeups = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
+        wakeups += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      } catch {
+        // the thread ended in between
+      }
+    }
+  } catch {
+    wakeups = NaN;
+  }
+  return {
+    ...statCpu(pid),
+    writes: Number(/syscw:\s+(\d+)/.exec(io)?.[1] ?? NaN),
+    reads: Number(/syscr:\s+(\d+)/.exec(io)?.[1] ?? NaN),
+    wakeups,
+  };
 }
 
 export function rssBytes(pid: number): number {
