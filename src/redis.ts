@@ -1,5 +1,6 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions as ClientOptions } from "ioredis";
 import type { RedisClusterConfig } from "./config.js";
+import { APPEND_COMMAND } from "./history/redis-log.js";
 import type { Logger } from "./logger.js";
 import { observeSubscribes, trackPublishes, type PublishTracker } from "./ops/publish-tracker.js";
 
@@ -50,16 +51,22 @@ function clientOptions(role: Role, options: RedisOptions): ClientOptions {
     // Publishes issued in one tick (a burst of broadcasts) leave as one write, so Redis answers the
     // subscribers with one write too: each replica then handles the burst in one wake-up instead of many.
     enableAutoPipelining: role === "pub",
+    // Except a room's append: one per message a client sends, each from its own socket read, so there is rarely
+    // another in the same loop iteration to share a write with, and the pipeline built per command cost more client
+    // CPU per append than it saved (bench/steps.ts, one append per tick).
+    autoPipeliningIgnoredCommands: [APPEND_COMMAND],
   };
 }
 
 function connectCluster(cluster: RedisClusterConfig, role: Role, options: RedisOptions): Cluster {
-  const { retryStrategy, enableOfflineQueue, enableAutoPipelining, ...perNode } = clientOptions(role, options);
+  const { retryStrategy, enableOfflineQueue, enableAutoPipelining, autoPipeliningIgnoredCommands, ...perNode } =
+    clientOptions(role, options);
   const clusterOptions: ClusterOptions = {
     redisOptions: { ...perNode, password: cluster.password },
     clusterRetryStrategy: retryStrategy,
     enableOfflineQueue,
     enableAutoPipelining,
+    autoPipeliningIgnoredCommands,
     // A subscriber keeps one connection per shard, each subscribed to the channels of its own slots, and
     // follows them when a replica is promoted or slots move.
     shardedSubscribers: role !== "pub",

@@ -105,6 +105,9 @@ return {1, generation, found}
 
 const BEAT_MS = 500;
 
+/** The append script's command name on the command connection (src/redis.ts keeps it out of auto-pipelining). */
+export const APPEND_COMMAND = "rtAppend";
+
 // Wall-clock milliseconds with sub-millisecond precision (Date.now() has 1 ms steps): comparable between
 // processes of one host, off by the clock skew between hosts.
 const wallClockMs = () => performance.timeOrigin + performance.now();
@@ -167,7 +170,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   const cluster = options.cluster === true;
   // On a cluster every key of a script must be in the room's slot: no generation key there.
   const genKeys = cluster ? [] : [genKey];
-  commands.defineCommand("rtAppend", {
+  commands.defineCommand(APPEND_COMMAND, {
     numberOfKeys: 3 + genKeys.length,
     lua: cluster ? APPEND(GENERATION_OF_NODE, "SPUBLISH") : APPEND(GENERATION_KEY(4), "PUBLISH"),
   });
