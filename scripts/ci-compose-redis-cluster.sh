@@ -193,8 +193,10 @@ ips2=$(node_ips)
 changed=0
 for i in 1 2 3 4 5 6; do [ "$(cut -d' ' -f$i <<<"$ips1")" = "$(cut -d' ' -f$i <<<"$ips2")" ] || changed=$((changed + 1)); done
 log "up again: $changed of 6 nodes on another IP (${ips1% } → ${ips2% })"
-d logs "$(compose ps -q redis-cluster-init)" 2>&1 | grep -q 'already form a cluster' ||
-  die "second start: redis-cluster-init did not find the cluster formed"
+# Read whole first: `docker logs | grep -q` fails under pipefail when grep exits before docker logs is done.
+init_log=$(d logs "$(compose ps -q redis-cluster-init)" 2>&1)
+grep -q 'already form a cluster' <<<"$init_log" ||
+  die "second start: redis-cluster-init did not find the cluster formed: $init_log"
 # No node may have reached for its peers' IPs of the first start (by now possibly other containers' on this host):
 # every replica connects to a current node IP, and no cluster bus sees a stranger.
 node_logs=$(for n in $nodes; do compose logs --no-color "$n" 2>&1; done)

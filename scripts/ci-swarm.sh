@@ -88,7 +88,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # A leftover of an interrupted run of this script carries the same stack name.
-if d stack ls --format '{{.Name}}' | grep -qx "$stack"; then
+if grep -qx "$stack" <<<"$(d stack ls --format '{{.Name}}')"; then
   log "removing a leftover stack $stack"
   remove_stack
 fi
