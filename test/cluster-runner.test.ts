@@ -32,17 +32,18 @@ function runner(port: number, env: Record<string, string>) {
   return { child, state, exited };
 }
 
+/** Waits for the runner's "cluster ready" line; fails with its output if it exits first. */
+async function readyLine(state: ReturnType<typeof runner>["state"], ms: number): Promise<void> {
+  await eventually(() => state.out.includes("cluster ready") || state.exitCode !== undefined, ms, "cluster ready line");
+  expect(state.exitCode, `runner exited early:\n${state.out}`).toBeUndefined();
+}
+
 describe("npm run cluster", () => {
   it("prints one ready line, serves through nginx, and on SIGTERM stops every child", async () => {
     // The runner takes PORT, PORT+1 and PORT+2.
     const port = await freePortRun(3);
     const { child, state, exited } = runner(port, { CLUSTER_REDIS: "single" });
-    await eventually(
-      () => state.out.includes("cluster ready") || state.exitCode !== undefined,
-      60_000,
-      "cluster ready line",
-    );
-    expect(state.exitCode, `runner exited early:\n${state.out}`).toBeUndefined();
+    await readyLine(state, 60_000);
     expect(state.out).toContain(
       `cluster ready at http://127.0.0.1:${port} (replicas: ${port + 1}, ${port + 2}; metrics: ${port + 1001}, ${port + 1002})`,
     );
@@ -61,12 +62,7 @@ describe("npm run cluster", () => {
   it("starts a Redis Cluster with CLUSTER_REDIS=cluster, names its nodes, and stops them all on SIGTERM", async () => {
     const port = await freePortRun(3);
     const { child, state, exited } = runner(port, { CLUSTER_REDIS: "cluster" });
-    await eventually(
-      () => state.out.includes("cluster ready") || state.exitCode !== undefined,
-      90_000,
-      "cluster ready line",
-    );
-    expect(state.exitCode, `runner exited early:\n${state.out}`).toBeUndefined();
+    await readyLine(state, 90_000);
     const nodes = /redis cluster: ([0-9.:,]+)\)/.exec(state.out)?.[1]?.split(",") ?? [];
     expect(nodes).toHaveLength(6);
     const redisPorts = nodes.map((n) => Number(n.split(":")[1]));

@@ -236,14 +236,17 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   // nothing may be written to a Redis whose history is not known to be whole.
   let highestBeat = 0;
   let gate: { opened: Promise<void>; open(): void } | undefined;
-  const beat = setInterval(() => {
-    if (cluster || commands.status !== "ready" || gate) return;
-    commands.incr(beatKey).then(
-      (value) => void (highestBeat = Math.max(highestBeat, value)),
-      () => undefined,
-    );
-  }, BEAT_MS);
-  beat.unref();
+  // Not on a Redis Cluster, whose continuity comes from the node identity (GENERATION_OF_NODE): no timer there.
+  const beat = cluster
+    ? undefined
+    : setInterval(() => {
+        if (commands.status !== "ready" || gate) return;
+        commands.incr(beatKey).then(
+          (value) => void (highestBeat = Math.max(highestBeat, value)),
+          () => undefined,
+        );
+      }, BEAT_MS);
+  beat?.unref();
   commands.on("close", () => {
     if (cluster || highestBeat === 0 || gate) return;
     let open = () => undefined as void;

@@ -60,8 +60,11 @@ export function watchShardedSubscriptions(opts: {
   const tags = new Map<string, string>();
   const probes = subscribers.map(() => new Map<string, Probe>());
 
+  // The same connections carry every room message and broadcast: only this replica's canaries are looked up.
+  const ownSuffix = `}:canary:${uid}`;
   subscribers.forEach((subscriber, i) => {
     subscriber.client.on("smessage", (channel: string) => {
+      if (!channel.endsWith(ownSuffix)) return;
       for (const probe of (probes[i] as Map<string, Probe>).values())
         if (probe.channel === channel) probe.lastSeen = Date.now();
     });
