@@ -334,14 +334,14 @@ export interface ChatComparison {
   ratios: Record<Compared, Ratio>;
 }
 
-function spread(values: number[]): Spread {
+export function spread(values: number[]): Spread {
   const finite = values.filter((v) => !Number.isNaN(v));
   if (finite.length === 0) return { median: NaN, min: NaN, max: NaN };
   return { median: median(finite), min: Math.min(...finite), max: Math.max(...finite) };
 }
 
-const f = (n: number, digits = 2) => (Number.isNaN(n) ? "–" : n.toFixed(digits));
-const cell = (s: Spread, digits = 2, scale = 1) =>
+export const f = (n: number, digits = 2) => (Number.isNaN(n) ? "–" : n.toFixed(digits));
+export const cell = (s: Spread, digits = 2, scale = 1) =>
   Number.isNaN(s.median)
     ? "–"
     : s.min === s.max

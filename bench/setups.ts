@@ -1,6 +1,6 @@
-import { fork, type ChildProcess } from "node:child_process";
+import { execFileSync, fork, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { spawnReplica, waitForExit, waitForHttp } from "../scripts/cluster/processes.js";
+import { spawnReplica, waitForExit, waitForHttp, type ReplicaRuntime } from "../scripts/cluster/processes.js";
 import { freePort } from "../scripts/cluster/ports.js";
 import { startRedisServer } from "../scripts/cluster/redis-server.js";
 import { startRedisCluster, type LocalRedisCluster } from "../scripts/cluster/redis-cluster.js";
@@ -100,6 +100,26 @@ const PROFILE_ARGS = [
   ...(process.env.BENCH_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
 ];
 
+/**
+ * BENCH_RUNTIME=dist (the default): every server runs as production does, without a TypeScript loader in the
+ * process. Ours from its compiled dist/ (built once per checkout, baseline worktrees too); the baseline
+ * servers of bench/servers/ through Node's own type stripping (they use no syntax that needs a transform).
+ * BENCH_RUNTIME=tsx runs them all through tsx, as before 2026-11-26.
+ */
+export const RUNTIME: ReplicaRuntime = process.env.BENCH_RUNTIME === "tsx" ? "tsx" : "dist";
+if (process.env.BENCH_RUNTIME !== undefined && !["tsx", "dist"].includes(process.env.BENCH_RUNTIME)) {
+  throw new Error(`BENCH_RUNTIME: tsx or dist, not "${process.env.BENCH_RUNTIME}"`);
+}
+const BASELINE_SERVER_ARGS = RUNTIME === "dist" ? [] : ["--import", "tsx"];
+
+const built = new Set<string>();
+/** `npm run build` in `root`, once per bench process (a few seconds): dist/ is what the replicas run. */
+function buildOnce(root: string): void {
+  if (RUNTIME !== "dist" || built.has(root)) return;
+  execFileSync("npm", ["run", "--silent", "build"], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
+  built.add(root);
+}
+
 const stopAll = (children: ChildProcess[]): Promise<void> =>
   Promise.all(children.map((c) => (c.kill("SIGTERM"), waitForExit(c, 10_000)))).then(() => undefined);
 
@@ -110,7 +130,7 @@ async function forkServer(
 ): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();
   const child = fork(`${ROOT}bench/servers/${script}`, [], {
-    execArgv: [...PROFILE_ARGS, "--import", "tsx"],
+    execArgv: [...PROFILE_ARGS, ...BASELINE_SERVER_ARGS],
     env: { ...process.env, ...env, PORT: String(port) },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
@@ -203,6 +223,7 @@ async function startOurs(replicas: number, root?: string, redisCluster = false):
       env.REDIS_URL = redis.url;
       env.REDIS_KEY_PREFIX = `bench-${randomUUID()}:`;
     }
+    buildOnce(root ?? ROOT);
     const urls: string[] = [];
     const replicaChildren: ChildProcess[] = [];
     for (let i = 0; i < replicas; i++) {
@@ -213,6 +234,7 @@ async function startOurs(replicas: number, root?: string, redisCluster = false):
         ["ignore", "ignore", "inherit"],
         PROFILE_ARGS,
         root,
+        RUNTIME,
       );
       children.push(child);
       replicaChildren.push(child);

@@ -1,0 +1,634 @@
+/**
+ * The room-chat workload with the real k6 (loadtest/room-chat.js): 200 virtual users in rooms of 20, each sending
+ * one room message per second (about 4,000 deliveries/s), through nginx (the project's nginx.conf, session-id
+ * routing), three replicas and Redis. Two clusters on the same machine, interleaved run by run (the order
+ * alternates):
+ *
+ * - **ours**: `startProcessCluster` (scripts/cluster/processes.ts) with `runtime: "dist"`: redis-server, 3 replicas
+ *   of the compiled dist/main.js with every feature on (validation, metrics, JSON logs at `info`), nginx;
+ * - **vanilla**: 3 processes of bench/servers/vanilla-socketio.ts (Socket.IO 4 + @socket.io/redis-adapter, nothing
+ *   else) behind an nginx rendered from the same nginx.conf, on their own redis-server. Compiled once with esbuild
+ *   (no bundling) to a temporary .mjs, so both clusters run as plain `node` JavaScript without the tsx loader.
+ *
+ * Every run starts a fresh cluster (a fresh Redis: nothing carried over from the previous run) and stops it after.
+ *
+ * CPU: user+system time of the replicas (sum of the 3), of Redis, of nginx and of k6, sampled every 250 ms during
+ * the k6 run together with k6's live counters (its REST API on a loopback port). The measured window is the steady
+ * part of the send phase: from 1 s after the first message was sent (the senders' start is spread over one send
+ * interval, and the JIT warms up) to the last sample at which the senders were still sending. Connecting, joining,
+ * the 3 s settle before the first message and the tail after the last are outside it (reported separately: idle
+ * CPU/s with no client before k6 starts, and the CPU of the whole k6 run per delivered message). Delivered messages
+ * in the window = messages_expected counted by k6 in the window × k6's final delivery ratio (room_delivery).
+ *
+ *   npx tsx bench/k6-chat.ts [--runs=3] [--duration=30] [--quick] [--no-build]
+ *
+ * Writes bench/results/k6-chat-latest.json and bench/results/k6-chat-latest.md. Needs ../shared/tools/k6 (or
+ * K6=path), redis-server and nginx. Every child (k6, replicas, Redis, nginx) is stopped on exit, on an error, on
+ * SIGINT / SIGTERM and after an overall deadline.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { nginxLimitsConf, renderNginxConf, staticUpstream } from "../scripts/cluster/nginx.js";
+import { pollUntil } from "../scripts/cluster/poll.js";
+import { freeClusterPorts, freePort } from "../scripts/cluster/ports.js";
+import { startProcessCluster, waitForExit } from "../scripts/cluster/processes.js";
+import { startRedisServer } from "../scripts/cluster/redis-server.js";
+import { cell, f, spread, type Spread } from "./chat.js";
+import { cpuNanoseconds, intArg, machineCpu } from "./proc.js";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const K6 = process.env.K6 ?? join(ROOT, "../shared/tools/k6");
+const REPLICAS = 3;
+const ROOM_SIZE = 20;
+const ROOMS = 10;
+const RATE = 1;
+const SAMPLE_MS = 250;
+/** Skipped at the start of the send phase: the senders' phases spread over one interval, JIT warm-up. */
+const SKIP_MS = 1000;
+const IDLE_MS = 2000;
+
+const quick = process.argv.includes("--quick");
+const RUNS = intArg("runs", quick ? 1 : 3, 1, 10);
+const DURATION_S = intArg("duration", quick ? 10 : 30, 5, 300);
+const BUILD = !process.argv.includes("--no-build");
+for (const a of process.argv.slice(2))
+  if (!/^--(runs|duration)=/.test(a) && a !== "--quick" && a !== "--no-build")
+    throw new Error(`unknown argument ${a}: --runs=N --duration=S --quick --no-build`);
+
+type SetupName = "vanilla" | "ours";
+
+interface Running {
+  url: string;
+  replicaPids: number[];
+  redisPid: number;
+  stop(): Promise<void>;
+}
+
+/** One sample of the k6 run: k6's live counters and the CPU nanoseconds of each group of processes. */
+interface Sample {
+  t: number;
+  sent: number;
+  expected: number;
+  replicas: number;
+  redis: number;
+  nginx: number;
+  k6: number;
+  /** Busy seconds of the whole machine (all cores). */
+  machine: number;
+}
+
+interface Run {
+  setup: SetupName;
+  run: number;
+  /** Seconds of the measured window. */
+  windowS: number;
+  replicaCpuUsPerDelivered: number;
+  redisCpuUsPerDelivered: number;
+  nginxCpuUsPerDelivered: number;
+  deliveredInWindow: number;
+  /** Cores busy in the window: each group, k6, and the machine as a whole. */
+  replicaCores: number;
+  redisCores: number;
+  nginxCores: number;
+  k6Cores: number;
+  machineCores: number;
+  /** k6's CPU over the machine's busy CPU in the window. */
+  k6Share: number;
+  /** Busy cores outside the cluster and k6 (this harness, anything else on the machine): noise. */
+  otherCores: number;
+  /** The cluster with no client, before k6 starts (CPU seconds per second). */
+  idleReplicaCores: number;
+  idleRedisCores: number;
+  /** Replicas + Redis CPU of the whole k6 run (connect, join, settle, send, close) per delivered message. */
+  wholeRunCpuUsPerDelivered: number;
+  delivered: number;
+  expected: number;
+  deliveryRatio: number;
+  sent: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  socketErrors: number;
+  offsetGaps: number;
+  k6Exit: number | string;
+  k6Seconds: number;
+}
+
+// ---------------------------------------------------------------------------------------------------- cleanup
+
+const cleanups = new Set<() => Promise<void>>();
+let aborting = false;
+
+/** Every live descendant of this process (children, their children: nginx workers…), from /proc. */
+function descendants(): number[] {
+  const parent = new Map<number, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      parent.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // gone in between
+    }
+  }
+  const found: number[] = [];
+  const queue = [process.pid];
+  while (queue.length > 0) {
+    const p = queue.shift() as number;
+    for (const [pid, ppid] of parent) {
+      if (ppid !== p) continue;
+      found.push(pid);
+      queue.push(pid);
+    }
+  }
+  return found;
+}
+
+/** Last resort, synchronous (works in an `exit` handler): SIGKILL whatever of ours still runs. */
+function killDescendants(): void {
+  for (const pid of descendants()) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+let cleaning: Promise<void> | undefined;
+/** Runs every registered cleanup once, newest first; a second caller waits for the same run. */
+function cleanupAll(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const c of [...cleanups].reverse()) {
+      cleanups.delete(c);
+      await c().catch((err: Error) => console.error(`cleanup: ${err.message}`));
+    }
+  })();
+  return cleaning;
+}
+
+function abort(why: string, code: number): void {
+  if (aborting) return;
+  aborting = true;
+  console.error(`k6-chat: ${why}; stopping everything`);
+  const hard = setTimeout(() => (killDescendants(), process.exit(code)), 20_000);
+  hard.unref();
+  void cleanupAll().finally(() => {
+    killDescendants();
+    process.exit(code);
+  });
+}
+
+process.once("SIGINT", () => abort("interrupted", 130)).once("SIGTERM", () => abort("terminated", 143));
+process.on("exit", killDescendants);
+
+// ---------------------------------------------------------------------------------------------------- setups
+
+const stopChild = (c: ChildProcess) => (c.kill("SIGTERM"), waitForExit(c, 10_000));
+
+/** bench/servers/vanilla-socketio.ts as plain JavaScript, beside a node_modules link so its imports resolve. */
+async function compileVanilla(dir: string): Promise<string> {
+  const out = join(dir, "vanilla-socketio.mjs");
+  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"), "dir");
+  await build({
+    entryPoints: [join(ROOT, "bench/servers/vanilla-socketio.ts")],
+    outfile: out,
+    format: "esm",
+    platform: "node",
+    target: "node22",
+    bundle: false,
+    logLevel: "warning",
+  });
+  return out;
+}
+
+async function startOurs(): Promise<Running> {
+  const ports = await freeClusterPorts(REPLICAS);
+  const cluster = await startProcessCluster({ ...ports, stdio: "ignore", runtime: "dist", logLevel: "info" });
+  const pids = Array.from({ length: REPLICAS }, (_, i) => cluster.replicaPid(i) as number);
+  return { url: cluster.url, replicaPids: pids, redisPid: cluster.redis.pid() as number, stop: () => cluster.stop() };
+}
+
+/** One vanilla replica: plain node on the compiled file; it says "ready" over IPC once it listens. */
+async function startVanillaReplica(script: string, port: number, redisUrl: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [script], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), REDIS_URL: redisUrl },
+    stdio: ["ignore", "ignore", "inherit", "ipc"],
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`vanilla replica on ${port} not listening within 20 s`)), 20_000);
+      child.once("message", () => (clearTimeout(timer), resolve()));
+      child.once("exit", (code) => (clearTimeout(timer), reject(new Error(`vanilla replica exited with ${code}`))));
+    });
+  } catch (err) {
+    await stopChild(child);
+    throw err;
+  }
+  child.disconnect();
+  return child;
+}
+
+/** 3 vanilla replicas on one redis-server, behind nginx rendered from the same nginx.conf as ours. */
+async function startVanilla(script: string): Promise<Running> {
+  const children: ChildProcess[] = [];
+  const dir = mkdtempSync(join(tmpdir(), "k6-chat-nginx-"));
+  const stopAll = async () => {
+    await Promise.all([...children].reverse().map(stopChild));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const redis = await startRedisServer();
+    children.push(redis.child);
+    const { port, replicaPorts } = await freeClusterPorts(REPLICAS);
+    const started = await Promise.allSettled(replicaPorts.map((p) => startVanillaReplica(script, p, redis.url)));
+    for (const s of started) if (s.status === "fulfilled") children.push(s.value);
+    const failed = started.find((s) => s.status === "rejected");
+    if (failed) throw failed.reason;
+    writeFileSync(join(dir, "nginx.conf"), renderNginxConf(`127.0.0.1:${port}`));
+    writeFileSync(join(dir, "upstream.conf"), staticUpstream(replicaPorts.map((p) => `127.0.0.1:${p}`)));
+    writeFileSync(join(dir, "limits.conf"), nginxLimitsConf());
+    const nginx = spawn(
+      "nginx",
+      ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr", "-g", `daemon off; pid ${join(dir, "nginx.pid")};`],
+      { stdio: ["ignore", "ignore", "inherit"] },
+    );
+    children.push(nginx);
+    const url = `http://127.0.0.1:${port}`;
+    // An Engine.IO handshake through nginx: only a Socket.IO server behind it answers with an open packet.
+    await pollUntil(
+      async () => {
+        if (nginx.exitCode !== null) throw new Error(`nginx exited (code ${nginx.exitCode}); port ${port} taken?`);
+        try {
+          const res = await fetch(`${url}/socket.io/?EIO=4&transport=polling`);
+          const body = await res.text();
+          return (res.status === 200 && body.startsWith("0{")) || undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+        onTimeout: () => {
+          throw new Error(`vanilla nginx not answering at ${url}`);
+        },
+      },
+    );
+    return {
+      url,
+      replicaPids: children.slice(1, 1 + REPLICAS).map((c) => c.pid as number),
+      redisPid: redis.child.pid as number,
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------- measuring
+
+const cpuNs = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuNanoseconds(pid), 0);
+
+/** nginx master and workers started for `url`'s cluster: descendants named nginx (one cluster runs at a time). */
+function nginxPids(): number[] {
+  return descendants().filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "nginx";
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** A counter of k6's REST API: 0 before its first sample (404), NaN while the API does not answer. */
+async function k6Counter(api: string, name: string): Promise<number> {
+  try {
+    const res = await fetch(`${api}/v1/metrics/${name}`);
+    if (res.status === 404) return (await res.arrayBuffer(), 0);
+    if (res.status !== 200) return (await res.arrayBuffer(), NaN);
+    const body = (await res.json()) as { data?: { attributes?: { sample?: { count?: number } } } };
+    return body.data?.attributes?.sample?.count ?? 0;
+  } catch {
+    return NaN;
+  }
+}
+
+interface K6Export {
+  metrics: Record<string, Record<string, number | undefined>>;
+}
+
+async function measure(setup: SetupName, run: number, vanillaScript: string, workDir: string): Promise<Run> {
+  const running = setup === "ours" ? await startOurs() : await startVanilla(vanillaScript);
+  const stop = () => running.stop();
+  cleanups.add(stop);
+  try {
+    const nginx = nginxPids();
+    const cpuNow = (k6Pid?: number): Omit<Sample, "sent" | "expected"> => ({
+      t: performance.now(),
+      replicas: cpuNs(running.replicaPids),
+      redis: cpuNanoseconds(running.redisPid),
+      nginx: cpuNs(nginx),
+      k6: k6Pid === undefined ? 0 : cpuNanoseconds(k6Pid),
+      machine: machineCpu().busy,
+    });
+
+    // Idle: the cluster with no client at all.
+    await new Promise((r) => setTimeout(r, 500));
+    const idle0 = cpuNow();
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    const idle1 = cpuNow();
+    const idleS = (idle1.t - idle0.t) / 1000;
+
+    const apiPort = await freePort();
+    const api = `http://127.0.0.1:${apiPort}`;
+    const summaryFile = join(workDir, `${setup}-${run}.json`);
+    const outFile = join(workDir, `${setup}-${run}.txt`);
+    const env = { ROOM_SIZE, ROOMS, RATE, DURATION_S, BASE_URL: running.url, PROFILE: "ci" };
+    const k6 = spawn(
+      K6,
+      [
+        "run",
+        "--quiet",
+        "--no-color",
+        "--no-usage-report",
+        "--address",
+        `127.0.0.1:${apiPort}`,
+        "--summary-export",
+        summaryFile,
+        ...Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
+        "loadtest/room-chat.js",
+      ],
+      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const k6Stop = async () => {
+      k6.kill("SIGKILL");
+      await waitForExit(k6, 5000);
+    };
+    cleanups.add(k6Stop);
+    const output: Buffer[] = [];
+    k6.stdout.on("data", (d: Buffer) => output.push(d));
+    k6.stderr.on("data", (d: Buffer) => output.push(d));
+    const exited = new Promise<number | string>((resolve) =>
+      k6.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
+    );
+    let done = false;
+    void exited.then(() => (done = true));
+    // k6's own maxDuration is DURATION_S + 60 s; past that plus a margin, SIGINT (it still writes its summary),
+    // then SIGKILL.
+    const killTimer = setTimeout(
+      () => {
+        console.error(`k6 (${setup}, run ${run}) past its time limit: SIGINT`);
+        k6.kill("SIGINT");
+        setTimeout(() => k6.kill("SIGKILL"), 10_000).unref();
+      },
+      (DURATION_S + 90) * 1000,
+    );
+
+    const k6Started = performance.now();
+    const samples: Sample[] = [];
+    const take = async () => {
+      const [sent, expected] = await Promise.all([
+        k6Counter(api, "messages_sent"),
+        k6Counter(api, "messages_expected"),
+      ]);
+      if (done || Number.isNaN(sent) || Number.isNaN(expected)) return;
+      samples.push({ ...cpuNow(k6.pid), sent, expected });
+    };
+    const start = cpuNow(k6.pid);
+    while (!done) {
+      const next = performance.now() + SAMPLE_MS;
+      await take().catch(() => undefined);
+      const wait = next - performance.now();
+      if (wait > 0) await Promise.race([new Promise((r) => setTimeout(r, wait)), exited]);
+    }
+    const k6Exit = await exited;
+    clearTimeout(killTimer);
+    cleanups.delete(k6Stop);
+    const k6Seconds = (performance.now() - k6Started) / 1000;
+    const end = cpuNow();
+    writeFileSync(outFile, Buffer.concat(output));
+    if (!existsSync(summaryFile))
+      throw new Error(
+        `k6 (${setup}) wrote no summary (exit ${k6Exit}): ${Buffer.concat(output).toString().slice(-2000)}`,
+      );
+    const { metrics } = JSON.parse(readFileSync(summaryFile, "utf8")) as K6Export;
+    const m = (metric: string, stat: string) => metrics[metric]?.[stat] ?? NaN;
+    const delivered = m("messages_received", "count");
+    const expected = m("messages_expected", "count");
+    const sent = m("messages_sent", "count");
+    const passes = m("room_delivery", "passes");
+    const fails = m("room_delivery", "fails");
+    const deliveryRatio = passes / (passes + fails);
+
+    // The window: from SKIP_MS after the first sample that saw a message sent, to the last sample taken while the
+    // senders were still sending (its count below the final one).
+    const first = samples.find((s) => s.sent > 0);
+    const from = first && samples.find((s) => s.t >= first.t + SKIP_MS);
+    const to = [...samples].reverse().find((s) => s.sent > 0 && s.sent < sent);
+    if (!from || !to || to.t - from.t < 2000)
+      throw new Error(`k6 (${setup}): no send phase seen in ${samples.length} samples (exit ${k6Exit})`);
+    const windowS = (to.t - from.t) / 1000;
+    const deliveredInWindow = (to.expected - from.expected) * deliveryRatio;
+    const us = (ns: number) => ns / 1000 / deliveredInWindow;
+    const k6Cpu = (to.k6 - from.k6) / 1e9;
+    const machine = to.machine - from.machine;
+    return {
+      setup,
+      run,
+      windowS,
+      replicaCpuUsPerDelivered: us(to.replicas - from.replicas),
+      redisCpuUsPerDelivered: us(to.redis - from.redis),
+      nginxCpuUsPerDelivered: us(to.nginx - from.nginx),
+      deliveredInWindow,
+      replicaCores: (to.replicas - from.replicas) / 1e9 / windowS,
+      redisCores: (to.redis - from.redis) / 1e9 / windowS,
+      nginxCores: (to.nginx - from.nginx) / 1e9 / windowS,
+      k6Cores: k6Cpu / windowS,
+      machineCores: machine / windowS,
+      k6Share: k6Cpu / machine,
+      otherCores:
+        (machine - (to.replicas - from.replicas + to.redis - from.redis + to.nginx - from.nginx) / 1e9 - k6Cpu) /
+        windowS,
+      idleReplicaCores: (idle1.replicas - idle0.replicas) / 1e9 / idleS,
+      idleRedisCores: (idle1.redis - idle0.redis) / 1e9 / idleS,
+      wholeRunCpuUsPerDelivered: (end.replicas - start.replicas + end.redis - start.redis) / 1000 / delivered,
+      delivered,
+      expected,
+      deliveryRatio,
+      sent,
+      p50: m("room_message_latency", "med"),
+      p95: m("room_message_latency", "p(95)"),
+      p99: m("room_message_latency", "p(99)"),
+      socketErrors: m("socket_errors", "count") || 0,
+      offsetGaps: m("room_offset_gaps", "count") || 0,
+      k6Exit,
+      k6Seconds,
+    };
+  } finally {
+    // Unless an abort already took it over (cleanupAll removes what it runs).
+    if (cleanups.delete(stop)) await stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------- report
+
+const STATS = [
+  "replicaCpuUsPerDelivered",
+  "redisCpuUsPerDelivered",
+  "nginxCpuUsPerDelivered",
+  "deliveryRatio",
+  "p50",
+  "p95",
+  "p99",
+  "k6Cores",
+  "k6Share",
+  "otherCores",
+  "machineCores",
+  "idleReplicaCores",
+  "idleRedisCores",
+  "wholeRunCpuUsPerDelivered",
+  "windowS",
+] as const;
+type Stat = (typeof STATS)[number];
+
+function gitCommit(): string {
+  const sha = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).stdout.trim();
+  const dirty = spawnSync("git", ["status", "--porcelain", "--", "src"], { cwd: ROOT, encoding: "utf8" }).stdout.trim();
+  return `${sha || "unknown"}${dirty ? " (src/ modified)" : ""}`;
+}
+
+function renderTable(setups: { name: SetupName; runs: Run[]; stats: Record<Stat, Spread> }[]): string {
+  const rows = setups.map(({ name, runs, stats: s }) => {
+    const delivered = runs.reduce((sum, r) => sum + r.delivered, 0);
+    const expected = runs.reduce((sum, r) => sum + r.expected, 0);
+    return (
+      `| ${name} | ${runs.length} | ${cell(s.replicaCpuUsPerDelivered)} | ${cell(s.redisCpuUsPerDelivered)} | ` +
+      `${cell(s.deliveryRatio, 2, 100)} % (${delivered.toLocaleString("en-US")}/${expected.toLocaleString("en-US")}) | ` +
+      `${cell(s.p50)} / ${cell(s.p95)} / ${cell(s.p99)} | ${cell(s.k6Cores)} (${cell(s.k6Share, 0, 100)} %) | ` +
+      `${cell(s.otherCores)} | ${cell(s.idleReplicaCores, 3)} |`
+    );
+  });
+  return [
+    "| setup | runs | replica CPU µs / delivered | Redis CPU µs / delivered | delivered / expected | k6 room_message_latency p50 / p95 / p99 ms | k6 cores (share of busy CPU) | other busy cores | idle replica cores |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows,
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  // Bounded: per run and setup about DURATION_S + 20 s (start, idle, connect, settle, close, stop); k6 is killed
+  // at DURATION_S + 90 s, the whole harness here.
+  const deadlineS = 120 + RUNS * 2 * (DURATION_S + 120);
+  setTimeout(() => abort(`deadline of ${deadlineS} s exceeded`, 1), deadlineS * 1000).unref();
+
+  if (!existsSync(K6)) throw new Error(`k6 not found at ${K6} (set K6=/path/to/k6)`);
+  if (BUILD) {
+    console.log("k6-chat: npm run build");
+    const b = spawnSync("npm", ["run", "build"], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
+    if (b.status !== 0) throw new Error(`npm run build failed (exit ${b.status})`);
+  }
+  if (!existsSync(join(ROOT, "dist/main.js"))) throw new Error("dist/main.js missing: run npm run build");
+
+  const workDir = mkdtempSync(join(tmpdir(), "k6-chat-"));
+  cleanups.add(async () => rmSync(workDir, { recursive: true, force: true }));
+  const vanillaScript = await compileVanilla(workDir);
+
+  console.log(
+    `k6-chat: ${RUNS} run(s) × {vanilla, ours}, ${ROOMS * ROOM_SIZE} VUs in rooms of ${ROOM_SIZE} at ${RATE} msg/s ` +
+      `(${ROOMS * ROOM_SIZE * RATE * ROOM_SIZE} deliveries/s) for ${DURATION_S} s`,
+  );
+  const runs: Run[] = [];
+  for (let run = 1; run <= RUNS; run++) {
+    const order: SetupName[] = run % 2 === 1 ? ["vanilla", "ours"] : ["ours", "vanilla"];
+    for (const setup of order) {
+      const r = await measure(setup, run, vanillaScript, workDir);
+      runs.push(r);
+      console.log(
+        `run ${run} ${setup.padEnd(7)} replicas ${f(r.replicaCpuUsPerDelivered)} µs/delivered, Redis ${f(r.redisCpuUsPerDelivered)} µs, ` +
+          `nginx ${f(r.nginxCpuUsPerDelivered)} µs (window ${f(r.windowS, 1)} s), delivered ${f(r.deliveryRatio * 100, 3)} % ` +
+          `(${r.delivered}/${r.expected}), p50/p95/p99 ${f(r.p50)}/${f(r.p95)}/${f(r.p99)} ms, k6 ${f(r.k6Cores)} cores ` +
+          `(${f(r.k6Share * 100, 0)} % of busy ${f(r.machineCores)}), other ${f(r.otherCores)} cores, errors ${r.socketErrors}, offset gaps ${r.offsetGaps}, k6 exit ${r.k6Exit}`,
+      );
+    }
+  }
+
+  const setups = (["vanilla", "ours"] as const).map((name) => {
+    const mine = runs.filter((r) => r.setup === name);
+    return {
+      name,
+      runs: mine,
+      stats: Object.fromEntries(STATS.map((s) => [s, spread(mine.map((r) => r[s]))])) as Record<Stat, Spread>,
+    };
+  });
+  const ratio = (s: Stat) => (setups[1]?.stats[s].median ?? NaN) / (setups[0]?.stats[s].median ?? NaN);
+  const summary = {
+    workload: "k6 room-chat (loadtest/room-chat.js)",
+    date: new Date().toISOString(),
+    commit: gitCommit(),
+    quick,
+    params: { runs: RUNS, durationS: DURATION_S, roomSize: ROOM_SIZE, rooms: ROOMS, rate: RATE, replicas: REPLICAS },
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "unknown", memGiB: Math.round(totalmem() / 2 ** 30) },
+    node: process.version,
+    k6: spawnSync(K6, ["version"], { encoding: "utf8" }).stdout.trim().split("\n")[0],
+    seconds: Math.round((Date.now() - started) / 1000),
+    oursOverVanilla: {
+      replicaCpuUsPerDelivered: ratio("replicaCpuUsPerDelivered"),
+      redisCpuUsPerDelivered: ratio("redisCpuUsPerDelivered"),
+    },
+    setups,
+  };
+  const table = renderTable(setups);
+  const note =
+    `k6 room-chat: ${ROOMS * ROOM_SIZE} VUs in ${ROOMS} rooms of ${ROOM_SIZE}, each sending ${RATE} msg/s ` +
+    `(${(ROOMS * ROOM_SIZE * RATE * ROOM_SIZE).toLocaleString("en-US")} deliveries/s) for ${DURATION_S} s, through nginx ` +
+    `(session-id routing), ${REPLICAS} replicas and one redis-server per cluster; runs interleaved, order alternating; ` +
+    `median (min–max) of the runs. CPU (user+sys of the 3 replicas, of Redis) over the steady send phase only ` +
+    `(1 s after the first message to the last sample while sending), per message delivered in it. ` +
+    `Ours / vanilla (medians): replicas ${f(summary.oursOverVanilla.replicaCpuUsPerDelivered)}×, ` +
+    `Redis ${f(summary.oursOverVanilla.redisCpuUsPerDelivered)}×. k6 shares the cores with the clusters: its CPU ` +
+    `(cores, and share of the machine's busy CPU in the window) is a noise indicator, and it inflates the latencies. ` +
+    `Other busy cores: the machine's busy CPU in the window outside the cluster and k6 (this harness, other ` +
+    `processes), another noise indicator. Idle replica cores: the 3 replicas with no client, before k6 starts.`;
+  console.log(`\n${note}\n\n${table}\n`);
+  mkdirSync(join(ROOT, "bench/results"), { recursive: true });
+  const json = JSON.stringify(summary, null, 2);
+  writeFileSync(join(ROOT, "bench/results/k6-chat-latest.json"), json + "\n");
+  writeFileSync(
+    join(ROOT, "bench/results/k6-chat-latest.md"),
+    `# k6 room-chat, ours vs vanilla, ${summary.date.slice(0, 10)}, commit ${summary.commit}\n\n` +
+      `${summary.machine.cpus} cores (${summary.machine.model}), Node ${summary.node}, ${summary.k6}, ` +
+      `${summary.seconds} s.\n\n${note}\n\n${table}\n`,
+  );
+  console.log("wrote bench/results/k6-chat-latest.md and bench/results/k6-chat-latest.json");
+}
+
+try {
+  await main();
+  await cleanupAll();
+} catch (err) {
+  // After a signal or the deadline, the failure is a consequence (children gone): abort() exits.
+  if (!aborting) {
+    console.error(err);
+    await cleanupAll();
+    killDescendants();
+    process.exit(1);
+  }
+}
