@@ -4,9 +4,11 @@ import { HISTORY_PAGE_LIMIT, MAX_MESSAGE_ID_LENGTH } from "./client/protocol.js"
 export const MAX_MESSAGE_BYTES = 16 * 1024;
 export const MAX_LIST_ITEMS = 1000;
 
+const ROOM_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
+
 export const roomName = z
   .string({ error: "room must be a string" })
-  .regex(/^[A-Za-z0-9_.:-]{1,64}$/, "room must be 1-64 characters of A-Z a-z 0-9 _ . : -");
+  .regex(ROOM_NAME, "room must be 1-64 characters of A-Z a-z 0-9 _ . : -");
 
 export const messageText = z
   .string({ error: "message must be a string" })
@@ -21,6 +23,30 @@ export const roomMessage = z.object(
   { room: roomName, message: messageText, id: messageId.optional() },
   { error: "expected { room, message, id? }" },
 );
+
+// A UTF-16 string of n code units takes at most 3n bytes in UTF-8: short ones need no count.
+const withinMessageBytes = (s: string) =>
+  s.length * 3 <= MAX_MESSAGE_BYTES || Buffer.byteLength(s) <= MAX_MESSAGE_BYTES;
+
+/**
+ * The common case of `roomMessage`, checked by hand: a room message arrives alone in its tick at chat rates,
+ * with the validator's code cold, and this costs a fraction of the schema's walk. It accepts only what
+ * `roomMessage` accepts (a property test holds them together) and returns the same value; anything else
+ * (unknown keys included) goes through the schema, which also words the rejection.
+ */
+export function roomMessageFast(data: unknown): z.infer<typeof roomMessage> | undefined {
+  if (typeof data !== "object" || data === null || Array.isArray(data)) return undefined;
+  const { room, message, id } = data as Record<string, unknown>;
+  let keys = 2;
+  if (typeof room !== "string" || !ROOM_NAME.test(room)) return undefined;
+  if (typeof message !== "string" || !withinMessageBytes(message)) return undefined;
+  if (id !== undefined) {
+    if (typeof id !== "string" || id.length < 1 || id.length > MAX_MESSAGE_ID_LENGTH) return undefined;
+    keys++;
+  }
+  for (const key in data) if (--keys < 0 || (key !== "room" && key !== "message" && key !== "id")) return undefined;
+  return id === undefined ? { room, message } : { room, message, id };
+}
 
 const position = z.object(
   {

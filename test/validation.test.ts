@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
+import fc from "fast-check";
 import type { ErrorPayload } from "../src/contract.js";
+import { roomMessage, roomMessageFast } from "../src/schemas.js";
 import { cleanupAll, connect, emitRaw, next, startServer, type ClientSocket } from "./support/server.js";
 
 afterEach(cleanupAll);
@@ -82,5 +84,53 @@ describe("rejected input", () => {
     big.emit("echo", "x".repeat(4096));
     expect(await closed).toBe("transport close");
     expect(await other.emitWithAck("echo", "fine")).toEqual({ ok: true });
+  });
+});
+
+describe("the room-message fast path", () => {
+  const validRoom = fc.stringMatching(/^[A-Za-z0-9_.:-]{1,64}$/);
+  // Around every limit: room length and characters, message bytes (multi-byte text near 16 KiB), id length,
+  // extra and missing keys, non-objects.
+  const text = fc.oneof(
+    fc.string(),
+    fc.integer({ min: 5400, max: 5500 }).map((n) => "é€".repeat(n)),
+    fc.integer({ min: 16380, max: 16390 }).map((n) => "x".repeat(n)),
+  );
+  const anyValue = fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.constant(undefined), fc.object());
+  const candidate = fc.oneof(
+    fc.record(
+      {
+        room: fc.oneof(validRoom, anyValue, fc.string({ maxLength: 70 })),
+        message: fc.oneof(text, anyValue),
+        id: fc.oneof(fc.string({ maxLength: 70 }), anyValue),
+        extra: anyValue,
+      },
+      { requiredKeys: [] },
+    ),
+    anyValue,
+    fc.array(fc.string()),
+  );
+
+  it("accepts only what the schema accepts, with the same value", () => {
+    fc.assert(
+      fc.property(candidate, (data) => {
+        const fast = roomMessageFast(data);
+        const parsed = roomMessage.safeParse(data);
+        if (fast !== undefined) expect(parsed).toEqual({ success: true, data: fast });
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it("takes the common shapes itself", () => {
+    expect(roomMessageFast({ room: "lobby", message: "hi" })).toEqual({ room: "lobby", message: "hi" });
+    expect(roomMessageFast({ room: "lobby", message: "hi", id: "m-1" })).toEqual({
+      room: "lobby",
+      message: "hi",
+      id: "m-1",
+    });
+    expect(roomMessageFast({ room: "lobby", message: "é".repeat(8192) })).toBeDefined();
+    expect(roomMessageFast({ room: "lobby", message: "é".repeat(8193) })).toBeUndefined();
+    expect(roomMessageFast({ room: "lobby", message: "hi", extra: 1 })).toBeUndefined();
   });
 });

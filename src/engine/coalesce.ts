@@ -9,6 +9,7 @@ interface WebSocketTransport {
 
 interface FlushingSocket {
   readyState: string;
+  writeBuffer?: unknown[];
   flush(): void;
   [AFTER_FLUSH]?: (socket: FlushingSocket) => void;
 }
@@ -107,6 +108,9 @@ function deferFlushToEndOfTick(log: Pick<Logger, "warn">, engine: EngineIoModule
   proto.flush = function (this: FlushingSocket) {
     // Closing and upgrading sockets keep Engine.IO's synchronous flush: their close waits on it.
     if (this.readyState !== "open") return flushNow.call(this);
+    // Engine.IO flushes after every completed write too ("ready"), mostly with nothing left to write: one
+    // microtask per recipient and message at chat rates, for nothing.
+    if (this.writeBuffer?.length === 0) return;
     if (pending.size === 0) queueMicrotask(flushPending);
     pending.add(this);
   };

@@ -74,6 +74,10 @@ export class RoomFeed {
   }
 
   push(entry: RoomMessage): void {
+    // The common case, the next entry in order with nothing queued: delivered at once, without a drain.
+    if (this.started && !this.busy && this.queue.length === 0 && !this.resyncWanted) {
+      if (entry.epoch === this.epoch && entry.offset === this.last + 1) return this.deliver(entry);
+    }
     this.queue.push(entry);
     if (this.started && !this.busy) void this.drain();
   }

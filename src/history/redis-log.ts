@@ -287,33 +287,37 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
     await Promise.race([gate.opened, timeout]);
   };
 
-  return {
-    async append(entry: NewEntry, known: RoomPosition | undefined): Promise<Appended> {
-      await passGate();
-      const prefix = tag(entry.room);
-      const record: Record = { v: VERSION, id: entry.id, from: entry.from, message: entry.message };
-      if (++appends % DELIVERY_SAMPLE_EVERY === 0) record.t = wallClockMs();
-      const [epoch, offset, duplicate, rotated] = await redis.rtAppend(
-        `${prefix}m`,
-        `${prefix}l`,
-        prefix + dedupeKey(entry),
-        ...genKeys,
-        entry.id,
-        JSON.stringify(record),
-        limits.size,
-        limits.ttlS,
-        limits.dedupeWindowS,
-        known?.epoch ?? "",
-        known?.offset ?? 0,
-        randomUUID(),
-        channelOf(entry.room),
-        VERSION,
-      );
+  // Not async functions: an append is one per socket read at chat rates, and each await is a hop.
+  function appendNow(entry: NewEntry, known: RoomPosition | undefined): Promise<Appended> {
+    const prefix = tag(entry.room);
+    const record: Record = { v: VERSION, id: entry.id, from: entry.from, message: entry.message };
+    if (++appends % DELIVERY_SAMPLE_EVERY === 0) record.t = wallClockMs();
+    const appended = redis.rtAppend(
+      `${prefix}m`,
+      `${prefix}l`,
+      prefix + dedupeKey(entry),
+      ...genKeys,
+      entry.id,
+      JSON.stringify(record),
+      limits.size,
+      limits.ttlS,
+      limits.dedupeWindowS,
+      known?.epoch ?? "",
+      known?.offset ?? 0,
+      randomUUID(),
+      channelOf(entry.room),
+      VERSION,
+    );
+    return appended.then(([epoch, offset, duplicate, rotated]) => {
       if (rotated === "rollback" || rotated === "generation") {
         log.warn({ room: entry.room, epoch, reason: rotated }, "room history restarted with a new epoch");
       }
       return { epoch, offset: Number(offset), duplicate: duplicate === 1 };
-    },
+    });
+  }
+
+  return {
+    append: (entry, known) => (gate ? passGate().then(() => appendNow(entry, known)) : appendNow(entry, known)),
 
     async read(room: string, since: RoomPosition | null, limit: number): Promise<HistoryPage> {
       await passGate();
