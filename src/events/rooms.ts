@@ -76,8 +76,10 @@ export function watchRoomFeeds(app: AppContext): void {
 
 /** What the live feed delivers: one broadcast to the room's local members, minus the held ones. */
 export function deliverLocally(app: AppContext): (entry: RoomMessage, except: readonly string[]) => void {
+  // Built once: `io.local` makes a new operator on every read, and this runs once per room message per replica.
+  const local = app.io.local;
   return (entry, except) => {
-    const target = app.io.local.to(roomKey(entry.room));
+    const target = local.to(roomKey(entry.room));
     (except.length > 0 ? target.except(except as string[]) : target).emit("room-message-received", entry);
   };
 }
