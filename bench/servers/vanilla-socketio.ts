@@ -11,6 +11,7 @@ import { Redis } from "ioredis";
 import { Server } from "socket.io";
 
 const redisUrl = process.env.REDIS_URL;
+const roundTripFirst = process.env.VANILLA_ROUND_TRIP_FIRST === "1";
 const pub = redisUrl ? new Redis(redisUrl) : undefined;
 const sub = pub?.duplicate();
 for (const client of [pub, sub]) client?.on("error", () => undefined);
@@ -28,6 +29,14 @@ io.on("connection", (socket) => {
     ack?.({ ok: true, room });
   });
   socket.on("room-message", ({ room, message }: { room: string; message: string }, ack?: (result: object) => void) => {
+    if (roundTripFirst && pub) {
+      // One Redis round trip before the broadcast, as a store-then-deliver server makes (bench experiment).
+      void pub.ping().then(() => {
+        io.to(room).emit("room-message-received", { from: socket.id, room, message });
+        ack?.({ ok: true });
+      });
+      return;
+    }
     io.to(room).emit("room-message-received", { from: socket.id, room, message });
     ack?.({ ok: true });
   });
