@@ -156,6 +156,10 @@ ${table}
 - **cluster-2**, **cluster-3**: our replicas + \`redis-server\`, clients spread evenly over the replicas, the publisher
   on replica 1. Server CPU is the sum over the replicas **and Redis**.
 
+Every server runs as in production, without a TypeScript loader in the process: ours from its compiled \`dist/\`
+(built by the bench, baseline worktrees too), the baseline servers through Node's own type stripping.
+\`BENCH_RUNTIME=tsx\` runs them all through the tsx loader instead, as every run published before 2026-11-26 did.
+
 ## Workload
 
 - ${p.clients} websocket clients from ${p.loadProcesses} load processes (\`bench/load.ts\`, speaking Socket.IO through the same
@@ -182,6 +186,8 @@ npm run bench:hops                   # the latency floor, hop by hop (about 20 s
 npm run bench:heap                   # V8 heap per idle connection: raw ws, vanilla Socket.IO, ours
 npm run bench:fsync                  # room-log appends under appendfsync everysec vs always (about 20 s)
 npm run bench -- --workload=chat --baseline=42bf97f   # chat rate, this tree against another revision, interleaved
+npm run bench:k6                     # the chat rate with the real k6 through nginx: ours vs a vanilla cluster (about 5 min)
+BENCH_RUNTIME=tsx npm run bench      # every server through the tsx loader instead of compiled JavaScript
 BENCH_NODE_FLAGS=--max-semi-space-size=1 npm run bench -- --setups=raw-ws,single   # V8 flags on the servers
 \`\`\`
 

@@ -4,6 +4,8 @@
  * batching. Not in the default set of setups; `--setups=vanilla,...` adds it, and `npm run bench:hops`
  * uses it for the latency floor. With REDIS_URL it is one replica of a vanilla cluster
  * (`vanilla-cluster-N`): @socket.io/redis-adapter over two ioredis connections, with their defaults.
+ * VANILLA_ROUND_TRIP_FIRST=1 (an experiment, docs/benchmarks.md): each room message waits for one Redis round trip
+ * (PING) before its broadcast, as a server that stores a message before delivering it must.
  */
 import { createServer } from "node:http";
 import { createAdapter } from "@socket.io/redis-adapter";
