@@ -110,7 +110,9 @@ export const RUNTIME: ReplicaRuntime = process.env.BENCH_RUNTIME === "tsx" ? "ts
 if (process.env.BENCH_RUNTIME !== undefined && !["tsx", "dist"].includes(process.env.BENCH_RUNTIME)) {
   throw new Error(`BENCH_RUNTIME: tsx or dist, not "${process.env.BENCH_RUNTIME}"`);
 }
-const BASELINE_SERVER_ARGS = RUNTIME === "dist" ? [] : ["--import", "tsx"];
+// A Node without type stripping (before 22.6, or 22.6–22.17 without the flag) runs them through tsx regardless.
+const nativeTypeStripping = typeof (process.features as { typescript?: unknown }).typescript === "string";
+const BASELINE_SERVER_ARGS = RUNTIME === "dist" && nativeTypeStripping ? [] : ["--import", "tsx"];
 
 const built = new Set<string>();
 /** `npm run build` in `root`, once per bench process (a few seconds): dist/ is what the replicas run. */
