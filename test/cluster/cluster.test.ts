@@ -209,43 +209,6 @@ describe("through nginx", () => {
   });
 });
 
-describe("failover", () => {
-  it("reconnects the clients of a stopped replica through nginx to a survivor, where they get room messages again", async () => {
-    const clients = await Promise.all(
-      Array.from({ length: 12 }, () =>
-        roomClient(cluster.url, ["failover"], {
-          reconnection: true,
-          reconnectionDelay: 100,
-          reconnectionDelayMax: 500,
-        }),
-      ),
-    );
-    const before = await Promise.all(clients.map(replicaOf));
-    const victimId = before[0] as string;
-    const victimIndex = cluster.replicaIds.indexOf(victimId);
-    const orphans = clients.filter((_, i) => before[i] === victimId);
-    const reconnected = orphans.map((c) => new Promise<void>((resolve) => c.io.once("reconnect", () => resolve())));
-    // Every room-joined an orphan sees after the stop is its rejoin.
-    const orphanRooms = new Map(orphans.map((o) => [o, record(o, "room-joined")]));
-
-    const survivorUrl = cluster.replicaUrls[(victimIndex + 1) % REPLICAS] as string;
-    const survivor = await roomClient(survivorUrl, ["failover"]);
-
-    await cluster.stopReplica(victimIndex);
-    await Promise.all(reconnected);
-    for (const orphan of orphans) {
-      expect(await replicaOf(orphan)).not.toBe(victimId);
-      await eventually(() => orphanRooms.get(orphan)?.includes("failover") ?? false, 5000, "rejoined room");
-    }
-
-    const got = orphans.map((o) => next(o, "room-message-received", 5000));
-    await survivor.emitWithAck("room-message", { room: "failover", message: "after failover" });
-    for (const message of await Promise.all(got)) {
-      expect(message).toMatchObject({ from: survivor.id, room: "failover", message: "after failover" });
-    }
-  }, 90_000);
-});
-
 describe("chat page and admin UI, through nginx", () => {
   // docs/chat.png and docs/admin-ui.png are rewritten only when asked (they change with every run's ids).
   const screenshotDir = process.env.UPDATE_SCREENSHOTS
@@ -439,5 +402,45 @@ describe("chat page and admin UI, through nginx", () => {
     await ui.screenshot({ path: join(screenshotDir, "admin-ui.png") });
     expect(seen.errors).toEqual([]);
     expect(seen.requests.filter((url) => new URL(url).origin !== origin())).toEqual([]);
+  }, 90_000);
+});
+
+// Last: it stops a replica for good. Under Docker DNS (the containers driver, compose) nginx re-resolves the
+// service every 5 s and its upstream's peer list changes, so a polling session opened around then can be routed
+// to another replica once (the admin UI test behind it failed so in CI, with 502s and "xhr poll error").
+describe("failover", () => {
+  it("reconnects the clients of a stopped replica through nginx to a survivor, where they get room messages again", async () => {
+    const clients = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        roomClient(cluster.url, ["failover"], {
+          reconnection: true,
+          reconnectionDelay: 100,
+          reconnectionDelayMax: 500,
+        }),
+      ),
+    );
+    const before = await Promise.all(clients.map(replicaOf));
+    const victimId = before[0] as string;
+    const victimIndex = cluster.replicaIds.indexOf(victimId);
+    const orphans = clients.filter((_, i) => before[i] === victimId);
+    const reconnected = orphans.map((c) => new Promise<void>((resolve) => c.io.once("reconnect", () => resolve())));
+    // Every room-joined an orphan sees after the stop is its rejoin.
+    const orphanRooms = new Map(orphans.map((o) => [o, record(o, "room-joined")]));
+
+    const survivorUrl = cluster.replicaUrls[(victimIndex + 1) % REPLICAS] as string;
+    const survivor = await roomClient(survivorUrl, ["failover"]);
+
+    await cluster.stopReplica(victimIndex);
+    await Promise.all(reconnected);
+    for (const orphan of orphans) {
+      expect(await replicaOf(orphan)).not.toBe(victimId);
+      await eventually(() => orphanRooms.get(orphan)?.includes("failover") ?? false, 5000, "rejoined room");
+    }
+
+    const got = orphans.map((o) => next(o, "room-message-received", 5000));
+    await survivor.emitWithAck("room-message", { room: "failover", message: "after failover" });
+    for (const message of await Promise.all(got)) {
+      expect(message).toMatchObject({ from: survivor.id, room: "failover", message: "after failover" });
+    }
   }, 90_000);
 });
