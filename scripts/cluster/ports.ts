@@ -30,15 +30,30 @@ export const canBind = (port: number): Promise<boolean> =>
     srv.listen({ port, host: "127.0.0.1", exclusive: true }, () => srv.close(() => resolve(true)));
   });
 
-/** The first of `length` consecutive loopback ports that are all free, below the ephemeral range. */
-export async function freePortRun(length: number): Promise<number> {
-  const high = ephemeralLow() - length;
+/** A base port such that base + each offset is free, all of them below the ephemeral range. */
+async function freeAtOffsets(offsets: number[]): Promise<number> {
+  const high = ephemeralLow() - Math.max(...offsets) - 1;
   for (let attempt = 0; attempt < 200; attempt++) {
     const base = LOWEST + Math.floor(Math.random() * (high - LOWEST));
-    const free = await Promise.all(Array.from({ length }, (_, i) => canBind(base + i)));
+    const free = await Promise.all(offsets.map((offset) => canBind(base + offset)));
     if (free.every(Boolean)) return base;
   }
-  throw new Error(`no run of ${length} free ports between ${LOWEST} and ${high}`);
+  throw new Error(`no free ports at offsets ${offsets.join(", ")} of a base between ${LOWEST} and ${high}`);
+}
+
+/** The first of `length` consecutive loopback ports that are all free, below the ephemeral range. */
+export const freePortRun = (length: number): Promise<number> => freeAtOffsets(Array.from({ length }, (_, i) => i));
+
+/** `npm run cluster`'s replica metrics ports: each replica's port plus this. */
+export const METRICS_PORT_OFFSET = 1000;
+
+/**
+ * A PORT for `npm run cluster` with `replicas` replicas: PORT, the replica ports PORT+1… and their metrics ports
+ * PORT+1001… all free and below the ephemeral range (where an outgoing connection may hold a port any moment).
+ */
+export function freeRunnerPort(replicas: number): Promise<number> {
+  const replicaOffsets = Array.from({ length: replicas }, (_, i) => i + 1);
+  return freeAtOffsets([0, ...replicaOffsets, ...replicaOffsets.map((o) => o + METRICS_PORT_OFFSET)]);
 }
 
 /** A free loopback port below the ephemeral range. */

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { nginxLimitsConf, renderNginxConf, renderTlsConf, staticUpstream } from "./nginx.js";
 import { pollUntil } from "./poll.js";
-import { canBind, freePort, takenPorts } from "./ports.js";
+import { canBind, freePort, METRICS_PORT_OFFSET, takenPorts } from "./ports.js";
 import { startRedisServer, type KillSignal, type RedisPersistence } from "./redis-server.js";
 import { startRedisCluster, type LocalRedisCluster } from "./redis-cluster.js";
 
@@ -217,7 +217,7 @@ export async function waitForHttp(
 
 /** Replica port + 1000 for the CLI (predictable, printed); free ports when the caller chose the replica ports. */
 async function defaultMetricsPorts(replicaPorts: number[], opts: ProcessClusterOptions): Promise<number[]> {
-  if (!opts.replicaPorts) return replicaPorts.map((p) => p + 1000);
+  if (!opts.replicaPorts) return replicaPorts.map((p) => p + METRICS_PORT_OFFSET);
   const ports: number[] = [];
   const used = new Set([opts.port, ...replicaPorts, ...(opts.tls ? [opts.tls.port] : [])]);
   while (ports.length < replicaPorts.length) {

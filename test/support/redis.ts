@@ -1,6 +1,6 @@
 import { startRedisServer, type RedisServer, type RedisServerOptions } from "../../scripts/cluster/redis-server.js";
 
-export { freeClusterPorts, freePort, freePortRun } from "../../scripts/cluster/ports.js";
+export { freeClusterPorts, freePort, freePortRun, freeRunnerPort } from "../../scripts/cluster/ports.js";
 export type { RedisPersistence, RedisServer } from "../../scripts/cluster/redis-server.js";
 
 /**
