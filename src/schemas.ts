@@ -10,9 +10,13 @@ export const roomName = z
   .string({ error: "room must be a string" })
   .regex(ROOM_NAME, "room must be 1-64 characters of A-Z a-z 0-9 _ . : -");
 
+// A UTF-16 string of n code units takes at most 3n bytes in UTF-8: short ones need no count.
+const withinMessageBytes = (s: string) =>
+  s.length * 3 <= MAX_MESSAGE_BYTES || Buffer.byteLength(s) <= MAX_MESSAGE_BYTES;
+
 export const messageText = z
   .string({ error: "message must be a string" })
-  .refine((s) => Buffer.byteLength(s) <= MAX_MESSAGE_BYTES, `message must be at most ${MAX_MESSAGE_BYTES} bytes`);
+  .refine(withinMessageBytes, `message must be at most ${MAX_MESSAGE_BYTES} bytes`);
 
 const messageId = z
   .string({ error: "id must be a string" })
@@ -23,10 +27,6 @@ export const roomMessage = z.object(
   { room: roomName, message: messageText, id: messageId.optional() },
   { error: "expected { room, message, id? }" },
 );
-
-// A UTF-16 string of n code units takes at most 3n bytes in UTF-8: short ones need no count.
-const withinMessageBytes = (s: string) =>
-  s.length * 3 <= MAX_MESSAGE_BYTES || Buffer.byteLength(s) <= MAX_MESSAGE_BYTES;
 
 /**
  * The common case of `roomMessage`, checked by hand: a room message arrives alone in its tick at chat rates,
