@@ -7,8 +7,8 @@
  * - **ours**: `startProcessCluster` (scripts/cluster/processes.ts) with `runtime: "dist"`: redis-server, 3 replicas
  *   of the compiled dist/main.js with every feature on (validation, metrics, JSON logs at `info`), nginx;
  * - **vanilla**: 3 processes of bench/servers/vanilla-socketio.ts (Socket.IO 4 + @socket.io/redis-adapter, nothing
- *   else) behind an nginx rendered from the same nginx.conf, on their own redis-server. Compiled once with esbuild
- *   (no bundling) to a temporary .mjs, so both clusters run as plain `node` JavaScript without the tsx loader.
+ *   else) behind an nginx rendered from the same nginx.conf, on their own redis-server: the bench's
+ *   `vanilla-cluster-3` (bench/setups.ts), run as the bench runs it (Node's type stripping, no loader).
  *
  * Every run starts a fresh cluster (a fresh Redis: nothing carried over from the previous run) and stops it after.
  *
@@ -27,26 +27,16 @@
  * SIGINT / SIGTERM and after an overall deadline.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { build } from "esbuild";
-import { nginxLimitsConf, renderNginxConf, staticUpstream } from "../scripts/cluster/nginx.js";
+import { writeNginxSite } from "../scripts/cluster/nginx.js";
 import { pollUntil } from "../scripts/cluster/poll.js";
 import { freeClusterPorts, freePort } from "../scripts/cluster/ports.js";
 import { startProcessCluster, waitForExit } from "../scripts/cluster/processes.js";
-import { startRedisServer } from "../scripts/cluster/redis-server.js";
 import { cell, f, spread, type Spread } from "./chat.js";
 import { cpuNanoseconds, intArg, machineCpu } from "./proc.js";
+import { startSetup } from "./setups.js";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const K6 = process.env.K6 ?? join(ROOT, "../shared/tools/k6");
@@ -198,22 +188,6 @@ process.on("exit", killDescendants);
 
 const stopChild = (c: ChildProcess) => (c.kill("SIGTERM"), waitForExit(c, 10_000));
 
-/** bench/servers/vanilla-socketio.ts as plain JavaScript, beside a node_modules link so its imports resolve. */
-async function compileVanilla(dir: string): Promise<string> {
-  const out = join(dir, "vanilla-socketio.mjs");
-  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"), "dir");
-  await build({
-    entryPoints: [join(ROOT, "bench/servers/vanilla-socketio.ts")],
-    outfile: out,
-    format: "esm",
-    platform: "node",
-    target: "node22",
-    bundle: false,
-    logLevel: "warning",
-  });
-  return out;
-}
-
 async function startOurs(): Promise<Running> {
   const ports = await freeClusterPorts(REPLICAS);
   const cluster = await startProcessCluster({ ...ports, stdio: "ignore", runtime: "dist", logLevel: "info" });
@@ -221,57 +195,29 @@ async function startOurs(): Promise<Running> {
   return { url: cluster.url, replicaPids: pids, redisPid: cluster.redis.pid() as number, stop: () => cluster.stop() };
 }
 
-/** One vanilla replica: plain node on the compiled file; it says "ready" over IPC once it listens. */
-async function startVanillaReplica(script: string, port: number, redisUrl: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [script], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: String(port), REDIS_URL: redisUrl },
-    stdio: ["ignore", "ignore", "inherit", "ipc"],
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`vanilla replica on ${port} not listening within 20 s`)), 20_000);
-      child.once("message", () => (clearTimeout(timer), resolve()));
-      child.once("exit", (code) => (clearTimeout(timer), reject(new Error(`vanilla replica exited with ${code}`))));
-    });
-  } catch (err) {
-    await stopChild(child);
-    throw err;
-  }
-  child.disconnect();
-  return child;
-}
-
-/** 3 vanilla replicas on one redis-server, behind nginx rendered from the same nginx.conf as ours. */
-async function startVanilla(script: string): Promise<Running> {
-  const children: ChildProcess[] = [];
+/**
+ * The bench's vanilla cluster (bench/setups.ts: 3 replicas of bench/servers/vanilla-socketio.ts on one redis-server,
+ * run as the bench runs them) behind an nginx written from the same nginx.conf as ours.
+ */
+async function startVanilla(): Promise<Running> {
   const dir = mkdtempSync(join(tmpdir(), "k6-chat-nginx-"));
+  const vanilla = await startSetup("vanilla-cluster-3");
+  let nginx: ChildProcess | undefined;
   const stopAll = async () => {
-    await Promise.all([...children].reverse().map(stopChild));
+    if (nginx) await stopChild(nginx);
+    await vanilla.stop();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const redis = await startRedisServer();
-    children.push(redis.child);
-    const { port, replicaPorts } = await freeClusterPorts(REPLICAS);
-    const started = await Promise.allSettled(replicaPorts.map((p) => startVanillaReplica(script, p, redis.url)));
-    for (const s of started) if (s.status === "fulfilled") children.push(s.value);
-    const failed = started.find((s) => s.status === "rejected");
-    if (failed) throw failed.reason;
-    writeFileSync(join(dir, "nginx.conf"), renderNginxConf(`127.0.0.1:${port}`));
-    writeFileSync(join(dir, "upstream.conf"), staticUpstream(replicaPorts.map((p) => `127.0.0.1:${p}`)));
-    writeFileSync(join(dir, "limits.conf"), nginxLimitsConf());
-    const nginx = spawn(
-      "nginx",
-      ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr", "-g", `daemon off; pid ${join(dir, "nginx.pid")};`],
-      { stdio: ["ignore", "ignore", "inherit"] },
-    );
-    children.push(nginx);
+    const port = await freePort();
+    const nginxArgs = writeNginxSite(dir, { port, upstream: vanilla.urls.map((u) => new URL(u).host) });
+    const proxy = spawn("nginx", nginxArgs, { stdio: ["ignore", "ignore", "inherit"] });
+    nginx = proxy;
     const url = `http://127.0.0.1:${port}`;
     // An Engine.IO handshake through nginx: only a Socket.IO server behind it answers with an open packet.
     await pollUntil(
       async () => {
-        if (nginx.exitCode !== null) throw new Error(`nginx exited (code ${nginx.exitCode}); port ${port} taken?`);
+        if (proxy.exitCode !== null) throw new Error(`nginx exited (code ${proxy.exitCode}); port ${port} taken?`);
         try {
           const res = await fetch(`${url}/socket.io/?EIO=4&transport=polling`);
           const body = await res.text();
@@ -288,12 +234,7 @@ async function startVanilla(script: string): Promise<Running> {
         },
       },
     );
-    return {
-      url,
-      replicaPids: children.slice(1, 1 + REPLICAS).map((c) => c.pid as number),
-      redisPid: redis.child.pid as number,
-      stop: stopAll,
-    };
+    return { url, replicaPids: vanilla.replicaPids, redisPid: vanilla.redisPid as number, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
@@ -332,8 +273,8 @@ interface K6Export {
   metrics: Record<string, Record<string, number | undefined>>;
 }
 
-async function measure(setup: SetupName, run: number, vanillaScript: string, workDir: string): Promise<Run> {
-  const running = setup === "ours" ? await startOurs() : await startVanilla(vanillaScript);
+async function measure(setup: SetupName, run: number, workDir: string): Promise<Run> {
+  const running = setup === "ours" ? await startOurs() : await startVanilla();
   const stop = () => running.stop();
   cleanups.add(stop);
   try {
@@ -549,7 +490,6 @@ async function main(): Promise<void> {
 
   const workDir = mkdtempSync(join(tmpdir(), "k6-chat-"));
   cleanups.add(async () => rmSync(workDir, { recursive: true, force: true }));
-  const vanillaScript = await compileVanilla(workDir);
 
   console.log(
     `k6-chat: ${RUNS} run(s) × {vanilla, ours}, ${ROOMS * ROOM_SIZE} VUs in rooms of ${ROOM_SIZE} at ${RATE} msg/s ` +
@@ -559,7 +499,7 @@ async function main(): Promise<void> {
   for (let run = 1; run <= RUNS; run++) {
     const order: SetupName[] = run % 2 === 1 ? ["vanilla", "ours"] : ["ours", "vanilla"];
     for (const setup of order) {
-      const r = await measure(setup, run, vanillaScript, workDir);
+      const r = await measure(setup, run, workDir);
       runs.push(r);
       console.log(
         `run ${run} ${setup.padEnd(7)} replicas ${f(r.replicaCpuUsPerDelivered)} µs/delivered, Redis ${f(r.redisCpuUsPerDelivered)} µs, ` +

@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 const NGINX_CONF = new URL("../../nginx/nginx.conf", import.meta.url);
 
@@ -40,4 +41,33 @@ export function renderTlsConf(listen: string, cert: string, key: string): string
     .replace("listen 5443 ssl;", `listen ${listen} ssl;`)
     .replace("ssl_certificate certs/tls.crt;", `ssl_certificate ${cert};`)
     .replace("ssl_certificate_key certs/tls.key;", `ssl_certificate_key ${key};`);
+}
+
+export interface NginxSite {
+  /** Loopback port nginx listens on. */
+  port: number;
+  /** The replicas' addresses (host:port), as a static upstream. */
+  upstream: string[];
+  /** limits.conf; nginx/limits.conf (none) by default. */
+  limits?: string;
+  /** Also TLS on `port`, with these PEM files (absolute paths). */
+  tls?: { port: number; cert: string; key: string };
+}
+
+/**
+ * The project's nginx.conf and the files it includes, written into `dir` for `site`; returns the arguments that
+ * run nginx from `dir` in the foreground.
+ */
+export function writeNginxSite(dir: string, site: NginxSite): string[] {
+  writeFileSync(join(dir, "nginx.conf"), renderNginxConf(`127.0.0.1:${site.port}`));
+  writeFileSync(join(dir, "upstream.conf"), staticUpstream(site.upstream));
+  if (site.tls) {
+    mkdirSync(join(dir, "tls.d"));
+    writeFileSync(
+      join(dir, "tls.d", "tls.conf"),
+      renderTlsConf(`127.0.0.1:${site.tls.port}`, site.tls.cert, site.tls.key),
+    );
+  }
+  writeFileSync(join(dir, "limits.conf"), site.limits ?? nginxLimitsConf());
+  return ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr", "-g", `daemon off; pid ${join(dir, "nginx.pid")};`];
 }

@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { nginxLimitsConf, renderNginxConf, renderTlsConf, staticUpstream } from "./nginx.js";
+import { writeNginxSite } from "./nginx.js";
 import { pollUntil } from "./poll.js";
 import { canBind, freePort, METRICS_PORT_OFFSET, takenPorts } from "./ports.js";
 import { startRedisServer, type KillSignal, type RedisPersistence } from "./redis-server.js";
@@ -352,25 +352,13 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
     });
     await Promise.all(replicas.map((_, i) => startReplica(i)));
 
-    writeFileSync(join(dir, "nginx.conf"), renderNginxConf(`127.0.0.1:${opts.port}`));
-    writeFileSync(join(dir, "upstream.conf"), staticUpstream(replicaPorts.map((p) => `127.0.0.1:${p}`)));
-    if (opts.tls) {
-      mkdirSync(join(dir, "tls.d"));
-      writeFileSync(
-        join(dir, "tls.d", "tls.conf"),
-        renderTlsConf(`127.0.0.1:${opts.tls.port}`, opts.tls.cert, opts.tls.key),
-      );
-    }
-    writeFileSync(join(dir, "limits.conf"), opts.nginxLimits ?? nginxLimitsConf());
-    const nginx = track(
-      spawn(
-        nginxBin,
-        ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr", "-g", `daemon off; pid ${join(dir, "nginx.pid")};`],
-        { stdio },
-      ),
-      "nginx",
-      opts.port,
-    );
+    const nginxArgs = writeNginxSite(dir, {
+      port: opts.port,
+      upstream: replicaPorts.map((p) => `127.0.0.1:${p}`),
+      limits: opts.nginxLimits,
+      tls: opts.tls,
+    });
+    const nginx = track(spawn(nginxBin, nginxArgs, { stdio }), "nginx", opts.port);
     const url = `http://127.0.0.1:${opts.port}`;
     // Through nginx, /healthz is answered by one of our replicas; anything else is another server on the port.
     await waitForHttp(`${url}/healthz`, `nginx on port ${opts.port}`, nginx, undefined, { replicaId: replicaIds });
