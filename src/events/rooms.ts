@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { JoinRoomAck, RoomMessage, RoomPosition } from "../contract.js";
 import type { RoomFeed } from "../history/feeds.js";
-import type { HistoryPage } from "../history/log.js";
+import { toRoomMessage, type HistoryPage } from "../history/log.js";
 import { HISTORY_PAGE_LIMIT } from "../client/protocol.js";
 import { joinRoom, roomHistory, roomMessage, roomMessageFast, roomName } from "../schemas.js";
 import { dedupeUserOf, senderOf } from "../auth/identity.js";
@@ -166,9 +166,11 @@ export function roomEvents(
         // The id reaches members as sent; an authenticated sender's ids are deduplicated per user.
         const entry = { room, id: id ?? randomUUID(), from: senderOf(socket), message, user: dedupeUserOf(socket) };
         return history.append(entry, feed?.position).then(
-          ({ epoch, offset }) => {
+          ({ epoch, offset, duplicate }) => {
             const result = { room, epoch, offset };
-            // The ack follows the sender's own copy, which this replica's feed delivers.
+            // This replica's members get the message now when it is next in order, else from the live feed;
+            // either way the ack follows the sender's own copy.
+            if (feed && !duplicate) feed.offer(toRoomMessage(entry, room, epoch, offset));
             const delivered = feed?.delivered(epoch, offset);
             return delivered ? delivered.then(() => result) : result;
           },

@@ -82,6 +82,20 @@ export class RoomFeed {
     if (this.started && !this.busy) void this.drain();
   }
 
+  /**
+   * The sender's replica delivers its own append from the append's reply, without waiting for the live copy,
+   * but only when it is the next entry in order: otherwise the live feed delivers it, in order, as any other.
+   */
+  offer(entry: RoomMessage): void {
+    if (!this.started || this.busy || this.queue.length > 0 || this.resyncWanted) return;
+    if (entry.epoch === this.epoch && entry.offset === this.last + 1) this.deliver(entry);
+  }
+
+  /** Whether this feed has delivered `offset` of `epoch` already (a later copy of it would be dropped). */
+  has(epoch: string, offset: number): boolean {
+    return this.started && epoch === this.epoch && offset <= this.last;
+  }
+
   /** The live feed may have missed entries: read the history after `last` before anything else. */
   resync(): void {
     this.resyncWanted = true;
@@ -260,7 +274,10 @@ export class RoomFeeds {
     private readonly deliver: Deliver,
     private readonly logger: Logger,
   ) {
-    log.onEntry((entry) => this.feeds.get(entry.room)?.push(entry));
+    log.onEntry(
+      (entry) => this.feeds.get(entry.room)?.push(entry),
+      (room, epoch, offset) => this.feeds.get(room)?.has(epoch, offset) ?? true,
+    );
     log.onResync(() => this.resyncAll());
   }
 

@@ -23,6 +23,17 @@ export interface NewEntry {
 export const dedupeKey = (entry: NewEntry): string =>
   entry.user === undefined ? `i:${entry.id}` : `u:${entry.user.length}:${entry.user}:${entry.id}`;
 
+/** Whether this replica has delivered the entry at `offset` of `epoch` in `room` already. */
+export type Delivered = (room: string, epoch: string, offset: number) => boolean;
+
+/** A stored entry as members receive it; every path builds it here, so every copy has one shape. */
+export const toRoomMessage = (
+  entry: { from: string; message: string; id: string },
+  room: string,
+  epoch: string,
+  offset: number,
+): RoomMessage => ({ from: entry.from, room, message: entry.message, id: entry.id, offset, epoch });
+
 export interface Appended {
   epoch: string;
   offset: number;
@@ -64,8 +75,12 @@ export interface RoomLog {
   /** Starts the live feed of a room; resolves once every later append will be seen. */
   subscribe(room: string): Promise<void>;
   unsubscribe(room: string): void;
-  /** Live entries, per room in offset order (a replica may still miss some: see onResync). */
-  onEntry(listener: (entry: RoomMessage) => void): void;
+  /**
+   * Live entries, per room in offset order (a replica may still miss some: see onResync). `delivered` names
+   * the ones this replica has delivered already (its own appends, from the append's reply): the log may drop
+   * those unread.
+   */
+  onEntry(listener: (entry: RoomMessage) => void, delivered?: Delivered): void;
   /** The live feed may have missed entries (its connection was lost): every room should catch up. */
   onResync(listener: () => void): void;
   close(): void;

@@ -8,6 +8,7 @@ import {
   type HistoryPage,
   type NewEntry,
   type RoomLog,
+  toRoomMessage,
 } from "./log.js";
 
 interface Room {
@@ -65,8 +66,7 @@ export function createMemoryLog(limits: HistoryLimits, now: () => number = Date.
       const seen = room.ids.get(key);
       if (seen) return Promise.resolve({ epoch: room.epoch, offset: seen.offset, duplicate: true });
       const offset = ++room.offset;
-      const { room: name, id, from, message: text } = entry;
-      const message: RoomMessage = { room: name, id, from, message: text, epoch: room.epoch, offset };
+      const message = toRoomMessage(entry, entry.room, room.epoch, offset);
       room.entries.push(message);
       if (room.entries.length > limits.size) room.entries.shift();
       room.ids.set(key, { offset, expires: at + limits.dedupeWindowS * 1000 });

@@ -8,8 +8,10 @@ import {
   type Appended,
   type HistoryLimits,
   type HistoryPage,
+  type Delivered,
   type NewEntry,
   type RoomLog,
+  toRoomMessage,
 } from "./log.js";
 
 /**
@@ -130,15 +132,14 @@ interface Record {
 /** One append in this many (per replica) carries its send time `t`. */
 const DELIVERY_SAMPLE_EVERY = 8;
 
-/** A stored record as members receive it; the record's own fields (`v`, `t`) stay on the server. */
-const toMessage = (record: Record, room: string, epoch: string, offset: number): RoomMessage => ({
-  from: record.from,
-  room,
-  message: record.message,
-  id: record.id,
-  offset,
-  epoch,
-});
+/**
+ * The send time `t` of a sampled record, read without parsing it: `t` is the record's last field, and `,"t":`
+ * cannot occur inside a JSON string (its quotes are escaped there).
+ */
+function sampledAt(record: string): number | undefined {
+  const at = record.lastIndexOf(',"t":');
+  return at < 0 ? undefined : Number(record.slice(at + 5, -1));
+}
 
 export interface RedisLogOptions {
   /** Commands and publishes (the app's command connection). */
@@ -182,26 +183,38 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   const redis = commands as unknown as Commands;
   let appends = 0;
 
-  const entryListeners: Array<(entry: RoomMessage) => void> = [];
+  const entryListeners: Array<{ listener: (entry: RoomMessage) => void; delivered: Delivered | undefined }> = [];
+  // An entry every listener has delivered already is dropped unread.
+  const deliveredByAll = (room: string, epoch: string, offset: number): boolean => {
+    for (const { delivered } of entryListeners) if (!delivered?.(room, epoch, offset)) return false;
+    return entryListeners.length > 0;
+  };
   const resyncListeners: Array<() => void> = [];
   const subscribed = new Set<string>();
 
   subscriber.on(cluster ? "smessage" : "message", (channel: string, payload: string) => {
     // The same connection hears the shard canaries (src/ops/shard-canary.ts).
     if (!channel.startsWith(channelPrefix)) return;
-    const entry = parseLive(channel, payload);
-    if (entry) for (const listener of entryListeners) listener(entry);
-  });
-
-  function parseLive(channel: string, payload: string): RoomMessage | undefined {
     const room = channel.slice(channelPrefix.length, -"}:c".length);
     const a = payload.indexOf("\n");
     const b = payload.indexOf("\n", a + 1);
+    const epoch = payload.slice(0, a);
+    const offset = Number(payload.slice(a + 1, b));
+    // The appending replica's own copy, already delivered from the append's reply: not parsed again.
+    if (deliveredByAll(room, epoch, offset)) {
+      const t = sampledAt(payload);
+      if (t !== undefined) options.onSampledDelivery?.((wallClockMs() - t) / 1000);
+      return;
+    }
+    const entry = parseLive(channel, payload.slice(b + 1), room, epoch, offset);
+    if (entry) for (const { listener } of entryListeners) listener(entry);
+  });
+
+  function parseLive(channel: string, json: string, room: string, epoch: string, offset: number) {
     try {
-      const record = JSON.parse(payload.slice(b + 1)) as Record;
+      const record = JSON.parse(json) as Record;
       if (typeof record.t === "number") options.onSampledDelivery?.((wallClockMs() - record.t) / 1000);
-      const offset = Number(payload.slice(a + 1, b));
-      return toMessage(record, room, payload.slice(0, a), offset);
+      return toRoomMessage(record, room, epoch, offset);
     } catch (err) {
       log.warn({ channel, err: (err as Error).message }, "unreadable room record ignored");
       return undefined;
@@ -337,7 +350,8 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
       if (!covers(since, epoch, latest, first)) return { epoch, offset: latest, recovered: false, messages: [] };
       const messages: RoomMessage[] = [];
       for (let i = 3; i < reply.length; i++) {
-        messages.push(toMessage(JSON.parse(String(reply[i])) as Record, room, epoch as string, since.offset + i - 2));
+        const record = JSON.parse(String(reply[i])) as Record;
+        messages.push(toRoomMessage(record, room, epoch as string, since.offset + i - 2));
       }
       return { epoch, offset: latest, recovered: true, messages };
     },
@@ -353,7 +367,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
       done.catch(() => undefined);
     },
 
-    onEntry: (listener) => void entryListeners.push(listener),
+    onEntry: (listener, delivered) => void entryListeners.push({ listener, delivered }),
     onResync: (listener) => void resyncListeners.push(listener),
     close: () => clearInterval(beat),
   };
