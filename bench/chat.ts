@@ -17,7 +17,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { pollUntil } from "../scripts/cluster/poll.js";
 import { arg, cpuNanoseconds, intArg, machineCpu, median, percentile, processCounters } from "./proc.js";
-import { startSetup, type SetupName, type SetupRef } from "./setups.js";
+import { startSetup, type RunningSetup, type SetupName, type SetupRef } from "./setups.js";
 import { startWorker, type Worker } from "./workers.js";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -38,6 +38,8 @@ export interface ChatParams {
   durationMs: number;
   /** Where each room's members connect (bench/load.ts): `spread` over the replicas, `local` together, or `one`. */
   placement: "spread" | "local" | "one";
+  /** `--chat-together`: every setup of a run sends and is measured at the same time, each with its own load. */
+  together: boolean;
 }
 
 export function chatParams(quick: boolean): ChatParams {
@@ -55,6 +57,7 @@ export function chatParams(quick: boolean): ChatParams {
     warmupMs: 2000,
     durationMs: intArg("chat-seconds", quick ? 6 : 15, 1, 120) * 1000,
     placement: placementArg(),
+    together: process.argv.includes("--chat-together"),
   };
   if (p.clients % (p.roomSize * p.loadProcesses) !== 0)
     throw new Error(`--chat-clients must be a multiple of ${p.loadProcesses} × the room size (${p.roomSize})`);
@@ -155,8 +158,14 @@ async function sendPhase(workers: Worker[], p: ChatParams, durationMs: number): 
   return sent.reduce((sum, s) => sum + s.sent, 0);
 }
 
-async function measureChat(ref: SetupRef, p: ChatParams): Promise<ChatRun> {
-  const name = ref.label;
+/** One setup with its load processes, connected and ready to send. */
+interface Prepared {
+  ref: SetupRef;
+  setup: RunningSetup;
+  workers: Worker[];
+}
+
+async function prepare(ref: SetupRef, p: ChatParams): Promise<Prepared> {
   const setup = await startSetup(ref.name, ref.root);
   const workers: Worker[] = [];
   try {
@@ -179,88 +188,132 @@ async function measureChat(ref: SetupRef, p: ChatParams): Promise<ChatRun> {
         ),
       ),
     );
-    const replicaPids = setup.replicaPids;
-    // Placement `one`: every replica but the first hosts no client.
-    const idlePids = p.placement === "one" ? replicaPids.slice(1) : [];
-    const redisPids = setup.redisPids;
-    const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuNanoseconds(pid), 0);
-    const countersOf = (pids: number[]) =>
-      pids.map(processCounters).reduce(
-        (sum, c) => ({
-          writes: sum.writes + c.writes,
-          reads: sum.reads + c.reads,
-          wakeups: sum.wakeups + c.wakeups,
-          user: sum.user + c.user,
-          sys: sum.sys + c.sys,
-        }),
-        { writes: 0, reads: 0, wakeups: 0, user: 0, sys: 0 },
+  } catch (err) {
+    await release({ ref, setup, workers });
+    throw err;
+  }
+  return { ref, setup, workers };
+}
+
+async function release({ setup, workers }: Prepared): Promise<void> {
+  await Promise.all(workers.map((w) => w.ask({ cmd: "close" }, "closed").catch(() => undefined)));
+  await setup.stop();
+}
+
+const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuNanoseconds(pid), 0);
+const countersOf = (pids: number[]) =>
+  pids.map(processCounters).reduce(
+    (sum, c) => ({
+      writes: sum.writes + c.writes,
+      reads: sum.reads + c.reads,
+      wakeups: sum.wakeups + c.wakeups,
+      user: sum.user + c.user,
+      sys: sum.sys + c.sys,
+    }),
+    { writes: 0, reads: 0, wakeups: 0, user: 0, sys: 0 },
+  );
+
+/** What one setup's processes have used so far. */
+function snapshot({ setup }: Prepared, p: ChatParams) {
+  // Placement `one`: every replica but the first hosts no client.
+  const idlePids = p.placement === "one" ? setup.replicaPids.slice(1) : [];
+  return {
+    replicaCpu: cpuOf(setup.replicaPids),
+    redisCpu: setup.redisPids.length > 0 ? cpuOf(setup.redisPids) : NaN,
+    idleCpu: cpuOf(idlePids),
+    counters: countersOf(setup.replicaPids),
+    idlePids,
+  };
+}
+
+/**
+ * Measures the prepared setups over one window: one alone (the rotation's default), or several at once
+ * (`--chat-together`), so that every setup meets the same machine, whose speed drifts over minutes here.
+ */
+async function measureWindow(group: Prepared[], p: ChatParams): Promise<ChatRun[]> {
+  // Warm-up (JIT, connections to Redis, subscriptions), not measured.
+  await Promise.all(group.flatMap((g) => g.workers.map((w) => w.ask({ cmd: "reset", record: false }, "reset"))));
+  const warm = await Promise.all(group.map((g) => sendPhase(g.workers, p, p.warmupMs)));
+  await Promise.all(group.map((g, i) => drain(g.workers, (warm[i] as number) * p.roomSize, warm[i] as number, 5000)));
+
+  await Promise.all(group.flatMap((g) => g.workers.map((w) => w.ask({ cmd: "reset", record: true }, "reset"))));
+  const before = group.map((g) => snapshot(g, p));
+  const machine0 = machineCpu();
+  const t0 = now();
+  const sent = await Promise.all(group.map((g) => sendPhase(g.workers, p, p.durationMs)));
+  const sendSeconds = (now() - t0 - 300) / 1000;
+  const drained = await Promise.all(
+    group.map((g, i) => drain(g.workers, (sent[i] as number) * p.roomSize, sent[i] as number, 5000)),
+  );
+  const after = group.map((g) => snapshot(g, p));
+  const idleMs = now() - t0;
+  // What the idle replicas spend with no traffic at all (timers, health checks, Redis heartbeats), sampled
+  // after the run for as long as it lasted: subtracted, so their figure is what the traffic cost them.
+  const quiet0 = group.map((g) => snapshot(g, p).idleCpu);
+  if (p.placement === "one") await new Promise((resolve) => setTimeout(resolve, idleMs));
+  const quiet = group.map((g, i) => snapshot(g, p).idleCpu - (quiet0[i] as number));
+  const machine1 = machineCpu();
+  const elapsed = (now() - t0) / 1000;
+  let serverCpu = 0;
+  for (let i = 0; i < group.length; i++) {
+    const redis = (after[i]?.redisCpu ?? NaN) - (before[i]?.redisCpu ?? NaN);
+    serverCpu += ((after[i]?.replicaCpu ?? 0) - (before[i]?.replicaCpu ?? 0) + (Number.isNaN(redis) ? 0 : redis)) / 1e9;
+  }
+  const otherCores = (machine1.busy - machine0.busy - serverCpu) / elapsed;
+  const stealCores = (machine1.steal - machine0.steal) / elapsed;
+
+  return Promise.all(
+    group.map(async (g, i) => {
+      const s = drained[i] as ChatStats;
+      const b = before[i] as ReturnType<typeof snapshot>;
+      const a = after[i] as ReturnType<typeof snapshot>;
+      if (s.firstFailure) console.log(`  ${g.ref.label}: ${s.failed} failed acks, first: ${s.firstFailure}`);
+      const samples = await Promise.all(
+        g.workers.map((w) =>
+          w.ask<{ latencies: number[]; remoteLatencies: number[] }>({ cmd: "latencies" }, "latencies"),
+        ),
       );
+      const all = samples.flatMap((x) => x.latencies).sort((x, y) => x - y);
+      const remote = samples.flatMap((x) => x.remoteLatencies).sort((x, y) => x - y);
+      const delivered = Math.max(1, s.delivered);
+      const expected = (sent[i] as number) * p.roomSize;
+      const idleCpu = a.idlePids.length > 0 ? a.idleCpu - b.idleCpu - (quiet[i] as number) : NaN;
+      const userCpu = a.counters.user - b.counters.user;
+      const sysCpu = a.counters.sys - b.counters.sys;
+      return {
+        sent: sent[i] as number,
+        expected,
+        delivered: s.delivered,
+        deliveryRatio: s.delivered / expected,
+        ackFailures: s.failed + ((sent[i] as number) - s.acked - s.failed),
+        sendRate: (sent[i] as number) / sendSeconds,
+        replicaCpuUsPerMsg: (a.replicaCpu - b.replicaCpu) / 1000 / delivered,
+        redisCpuUsPerMsg: (a.redisCpu - b.redisCpu) / 1000 / delivered,
+        idleReplicaCpuUsPerMsg: idleCpu / 1000 / delivered,
+        replicaWritesPerMsg: (a.counters.writes - b.counters.writes) / delivered,
+        replicaReadsPerMsg: (a.counters.reads - b.counters.reads) / delivered,
+        replicaWakeupsPerMsg: (a.counters.wakeups - b.counters.wakeups) / delivered,
+        replicaSysShare: sysCpu / (userCpu + sysCpu),
+        p50: percentile(all, 50),
+        p99: percentile(all, 99),
+        max: percentile(all, 100),
+        remoteP99: g.setup.urls.length > 1 ? percentile(remote, 99) : NaN,
+        remoteSamples: remote.length,
+        otherCores,
+        stealCores,
+      };
+    }),
+  );
+}
 
-    // Warm-up (JIT, connections to Redis, subscriptions), not measured.
-    await Promise.all(workers.map((w) => w.ask({ cmd: "reset", record: false }, "reset")));
-    const warm = await sendPhase(workers, p, p.warmupMs);
-    await drain(workers, warm * p.roomSize, warm, 5000);
-
-    await Promise.all(workers.map((w) => w.ask({ cmd: "reset", record: true }, "reset")));
-    const replicaCpu0 = cpuOf(replicaPids);
-    const redisCpu0 = redisPids.length > 0 ? cpuOf(redisPids) : NaN;
-    const idleCpu0 = cpuOf(idlePids);
-    const counters0 = countersOf(replicaPids);
-    const machine0 = machineCpu();
-    const t0 = now();
-    const sent = await sendPhase(workers, p, p.durationMs);
-    const sendSeconds = (now() - t0 - 300) / 1000;
-    const expected = sent * p.roomSize;
-    const s = await drain(workers, expected, sent, 5000);
-    const replicaCpu = cpuOf(replicaPids) - replicaCpu0;
-    const redisCpu = redisPids.length > 0 ? cpuOf(redisPids) - redisCpu0 : NaN;
-    const idleCpu1 = cpuOf(idlePids);
-    const idleMs = now() - t0;
-    // What the idle replicas spend with no traffic at all (timers, health checks, Redis heartbeats), sampled
-    // after the run for as long as it lasted: subtracted, so their figure is what the traffic cost them.
-    const quiet0 = cpuOf(idlePids);
-    if (idlePids.length > 0) await new Promise((resolve) => setTimeout(resolve, idleMs));
-    const idleCpu = idlePids.length > 0 ? idleCpu1 - idleCpu0 - (cpuOf(idlePids) - quiet0) : NaN;
-    const counters1 = countersOf(replicaPids);
-    const writes = counters1.writes - counters0.writes;
-    const userCpu = counters1.user - counters0.user;
-    const sysCpu = counters1.sys - counters0.sys;
-    const machine1 = machineCpu();
-    const elapsed = (now() - t0) / 1000;
-    const serverCpu = (replicaCpu + (Number.isNaN(redisCpu) ? 0 : redisCpu)) / 1e9;
-    if (s.firstFailure) console.log(`  ${name}: ${s.failed} failed acks, first: ${s.firstFailure}`);
-
-    const samples = await Promise.all(
-      workers.map((w) => w.ask<{ latencies: number[]; remoteLatencies: number[] }>({ cmd: "latencies" }, "latencies")),
-    );
-    const all = samples.flatMap((x) => x.latencies).sort((a, b) => a - b);
-    const remote = samples.flatMap((x) => x.remoteLatencies).sort((a, b) => a - b);
-    const delivered = Math.max(1, s.delivered);
-    return {
-      sent,
-      expected,
-      delivered: s.delivered,
-      deliveryRatio: s.delivered / expected,
-      ackFailures: s.failed + (sent - s.acked - s.failed),
-      sendRate: sent / sendSeconds,
-      replicaCpuUsPerMsg: replicaCpu / 1000 / delivered,
-      redisCpuUsPerMsg: redisCpu / 1000 / delivered,
-      idleReplicaCpuUsPerMsg: idleCpu / 1000 / delivered,
-      replicaWritesPerMsg: writes / delivered,
-      replicaReadsPerMsg: (counters1.reads - counters0.reads) / delivered,
-      replicaWakeupsPerMsg: (counters1.wakeups - counters0.wakeups) / delivered,
-      replicaSysShare: sysCpu / (userCpu + sysCpu),
-      p50: percentile(all, 50),
-      p99: percentile(all, 99),
-      max: percentile(all, 100),
-      remoteP99: setup.urls.length > 1 ? percentile(remote, 99) : NaN,
-      remoteSamples: remote.length,
-      otherCores: (machine1.busy - machine0.busy - serverCpu) / elapsed,
-      stealCores: (machine1.steal - machine0.steal) / elapsed,
-    };
+/** Starts the setups (all at once when `refs` has several), measures them over one window, and stops them. */
+async function measureChat(refs: SetupRef[], p: ChatParams): Promise<ChatRun[]> {
+  const group: Prepared[] = [];
+  try {
+    for (const ref of refs) group.push(await prepare(ref, p));
+    return await measureWindow(group, p);
   } finally {
-    await Promise.all(workers.map((w) => w.ask({ cmd: "close" }, "closed").catch(() => undefined)));
-    await setup.stop();
+    await Promise.all(group.map(release));
   }
 }
 
@@ -414,7 +467,10 @@ export function renderChatTable(summary: ChatSummary): string {
       `${p.durationMs / 1000} s measured after ${p.warmupMs / 1000} s of warm-up; median (min–max) of the runs. ` +
       "Other busy cores: CPU used on the machine outside the server processes during the measured phase " +
       "(load generators, orchestrator and anything else running): a noise indicator. " +
-      PLACEMENT_TEXT[p.placement],
+      PLACEMENT_TEXT[p.placement] +
+      (p.together
+        ? " The setups of a run were measured together, over the same window, each with its own load processes."
+        : ""),
     "",
     "| setup | runs | replica CPU µs / delivered | Redis CPU µs / delivered | replica writes / delivered | delivered / expected | p50 ms | p99 ms | cross-replica p99 ms | sent msg/s | failed acks | other busy cores |" +
       (idle ? " idle replicas' CPU µs / delivered |" : ""),
@@ -455,16 +511,20 @@ export async function runChat(
   for (let run = 0; run < p.runs; run++) {
     // Rotate the order so no setup always runs first (or last) on a warming machine.
     const order = setups.map((_, i) => setups[(i + run) % setups.length] as SetupRef);
-    for (const ref of order) {
-      const r = await measureChat(ref, p);
-      results.get(ref)?.push(r);
-      console.log(
-        `chat run ${run + 1} ${ref.label.padEnd(17)} replicas ${f(r.replicaCpuUsPerMsg)} µs/delivered, Redis ${f(r.redisCpuUsPerMsg)} µs, ` +
-          `${f(r.replicaWritesPerMsg, 3)} writes, ${f(r.replicaReadsPerMsg, 3)} reads, ` +
-          `${f(r.replicaWakeupsPerMsg, 3)} wake-ups, ${f(r.replicaSysShare * 100, 0)} % sys, delivered ${f(r.deliveryRatio * 100)} %, ` +
-          `p50 ${f(r.p50)} ms, p99 ${f(r.p99)} ms, cross-replica p99 ${f(r.remoteP99)} ms, ${f(r.sendRate, 0)} msg/s sent, ` +
-          `other busy cores ${f(r.otherCores)}, steal ${f(r.stealCores)}`,
-      );
+    const windows = p.together ? [order] : order.map((ref) => [ref]);
+    for (const refs of windows) {
+      const runs = await measureChat(refs, p);
+      refs.forEach((ref, i) => {
+        const r = runs[i] as ChatRun;
+        results.get(ref)?.push(r);
+        console.log(
+          `chat run ${run + 1} ${ref.label.padEnd(17)} replicas ${f(r.replicaCpuUsPerMsg)} µs/delivered, Redis ${f(r.redisCpuUsPerMsg)} µs, ` +
+            `${f(r.replicaWritesPerMsg, 3)} writes, ${f(r.replicaReadsPerMsg, 3)} reads, ` +
+            `${f(r.replicaWakeupsPerMsg, 3)} wake-ups, ${f(r.replicaSysShare * 100, 0)} % sys, delivered ${f(r.deliveryRatio * 100)} %, ` +
+            `p50 ${f(r.p50)} ms, p99 ${f(r.p99)} ms, cross-replica p99 ${f(r.remoteP99)} ms, ${f(r.sendRate, 0)} msg/s sent, ` +
+            `other busy cores ${f(r.otherCores)}, steal ${f(r.stealCores)}`,
+        );
+      });
     }
   }
   const commit = revisions.after ?? gitCommit();

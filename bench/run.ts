@@ -12,7 +12,8 @@
  * `--workload=chat --baseline=42bf97f --setups=cluster-3@base,cluster-3,single@base,single,vanilla-cluster-3`
  * (the default setups with --baseline). `--after=<rev>` runs the plain ones of ours from a worktree of that
  * revision too, instead of this working tree (which may be edited during a long run). The worktrees are
- * removed at the end, also on failure.
+ * removed at the end, also on failure. `--chat-together` measures the setups of a run at the same time, each
+ * with its own load processes, rather than one after the other: a comparison that drifts less with the machine.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
