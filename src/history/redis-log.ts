@@ -29,21 +29,24 @@ import {
 const VERSION = 1;
 
 // Appends (or finds the id), assigns the next offset, trims, refreshes the TTLs and publishes, atomically:
-// the publish order is the offset order, for every subscriber.
-const APPEND = (generation: string, publish: string) => `
+// the publish order is the offset order, for every subscriber. The limits are part of the script's text
+// (they are fixed for a process), and the channel is the room's meta key with its last letter changed: an
+// append carries only what changes per message, as it is sent once per message a client sends.
+// KEYS: meta, stream, dedupe key[, generation]. ARGV: record, known epoch, known offset, epoch token.
+const APPEND = (generation: string, publish: string, limits: HistoryLimits) => `
 ${generation}
 local m = redis.call('HMGET', KEYS[1], 'e', 'o', 'g')
 local epoch, offset = m[1], tonumber(m[2] or '0')
 local rotated = ''
 if not epoch then rotated = 'new'
 elseif m[3] ~= gen then rotated = 'generation'
-elseif ARGV[6] == epoch and offset < tonumber(ARGV[7]) then rotated = 'rollback' end
+elseif ARGV[2] == epoch and offset < tonumber(ARGV[3]) then rotated = 'rollback' end
 if rotated ~= '' then
   local t = redis.call('TIME')
-  epoch = string.format('%012x', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) .. '-' .. ARGV[8]
+  epoch = string.format('%012x', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) .. '-' .. ARGV[4]
   offset = 0
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', epoch, 'g', gen, 'v', ARGV[10])
+  redis.call('HSET', KEYS[1], 'e', epoch, 'g', gen, 'v', '${VERSION}')
 else
   local prev = redis.call('GET', KEYS[3])
   if prev then
@@ -55,11 +58,11 @@ else
 end
 offset = offset + 1
 redis.call('HSET', KEYS[1], 'o', offset)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-0', 'r', ARGV[2])
-redis.call('SET', KEYS[3], epoch .. ' ' .. offset, 'EX', ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('${publish}', ARGV[9], epoch .. '\\n' .. offset .. '\\n' .. ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '${limits.size}', offset .. '-0', 'r', ARGV[1])
+redis.call('SET', KEYS[3], epoch .. ' ' .. offset, 'EX', '${limits.dedupeWindowS}')
+redis.call('EXPIRE', KEYS[1], '${limits.ttlS}')
+redis.call('EXPIRE', KEYS[2], '${limits.ttlS}')
+redis.call('${publish}', string.sub(KEYS[1], 1, -2) .. 'c', epoch .. '\\n' .. offset .. '\\n' .. ARGV[1])
 return {epoch, offset, 0, rotated}
 `;
 
@@ -173,7 +176,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   const genKeys = cluster ? [] : [genKey];
   commands.defineCommand(APPEND_COMMAND, {
     numberOfKeys: 3 + genKeys.length,
-    lua: cluster ? APPEND(GENERATION_OF_NODE, "SPUBLISH") : APPEND(GENERATION_KEY(4), "PUBLISH"),
+    lua: cluster ? APPEND(GENERATION_OF_NODE, "SPUBLISH", limits) : APPEND(GENERATION_KEY(4), "PUBLISH", limits),
   });
   commands.defineCommand("rtRead", {
     numberOfKeys: 2 + genKeys.length,
@@ -182,6 +185,8 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   commands.defineCommand("rtCheck", { numberOfKeys: 2, lua: CHECK });
   const redis = commands as unknown as Commands;
   let appends = 0;
+  // The unique part of the next epoch this replica starts (its first part is Redis's clock in milliseconds).
+  let epochToken = randomUUID();
 
   const entryListeners: Array<{ listener: (entry: RoomMessage) => void; delivered: Delivered | undefined }> = [];
   // An entry every listener has delivered already is dropped unread.
@@ -310,18 +315,14 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
       `${prefix}l`,
       prefix + dedupeKey(entry),
       ...genKeys,
-      entry.id,
       JSON.stringify(record),
-      limits.size,
-      limits.ttlS,
-      limits.dedupeWindowS,
       known?.epoch ?? "",
       known?.offset ?? 0,
-      randomUUID(),
-      channelOf(entry.room),
-      VERSION,
+      epochToken,
     );
     return appended.then(([epoch, offset, duplicate, rotated]) => {
+      // A token names one new epoch: the next one gets another.
+      if (rotated !== "") epochToken = randomUUID();
       if (rotated === "rollback" || rotated === "generation") {
         log.warn({ room: entry.room, epoch, reason: rotated }, "room history restarted with a new epoch");
       }
