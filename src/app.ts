@@ -19,6 +19,7 @@ import type { HistoryLimits, RoomLog } from "./history/log.js";
 import { createMemoryLog } from "./history/memory-log.js";
 import { createRedisLog } from "./history/redis-log.js";
 import { deliverLocally, ROOM_MEMBERS_TIMEOUT_MS, watchRoomFeeds } from "./events/rooms.js";
+import { directFrames } from "./engine/direct-frames.js";
 import { generateRoutedId } from "./routing.js";
 import { createDrain } from "./ops/drain.js";
 import { createLimitedLog, truncate } from "./ops/log-limiter.js";
@@ -169,7 +170,7 @@ export function createApp(config: Config, log: Logger = createLogger(config)): A
   const context = { io, replicaId: config.replicaId, log, metrics, history, auth, relay, limited } as const;
   const feeds: RoomFeeds = new RoomFeeds(history, (entry, except) => deliver(entry, except), log);
   const app = { ...context, feeds };
-  const deliver = deliverLocally(app);
+  const deliver = deliverLocally(app, directFrames(log));
   watchRoomFeeds(app);
   const canary = !redis?.cluster
     ? undefined

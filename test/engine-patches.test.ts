@@ -10,8 +10,9 @@ import { Socket as NetSocket } from "node:net";
 import { runInNewContext } from "node:vm";
 import { setFlagsFromString } from "node:v8";
 import { afterEach, describe, expect, it } from "vitest";
-import { coalesceWebSocketWrites, deferredFlushInstalled } from "../src/engine/coalesce.js";
+import { AFTER_FLUSH, coalesceWebSocketWrites, deferredFlushInstalled } from "../src/engine/coalesce.js";
 import { socketIoEngine, type EngineIoModule } from "../src/engine/engine-io.js";
+import { directFrames } from "../src/engine/direct-frames.js";
 import { releaseHandshakeRequests } from "../src/engine/release-requests.js";
 import { captureLog, startLoggedServer } from "./support/capture-log.js";
 import { cleanupAll, connect, eventually, record, sleep, startServer, type TestServer } from "./support/server.js";
@@ -32,7 +33,10 @@ const CORKED = Symbol.for("realtime-server.corked-batches");
 
 interface EngineSocket {
   request: unknown;
-  transport: { name: string; socket: { _socket: NetSocket } };
+  transport: {
+    name: string;
+    socket: { _socket: NetSocket; _sender: { sendFrame(list: Buffer[], cb?: () => void): void } };
+  };
 }
 
 /** The Engine.IO socket of every Socket.IO socket of the default namespace. */
@@ -124,6 +128,112 @@ describe("write batching", () => {
   });
 });
 
+describe("room messages written as one prepared frame", () => {
+  /** Counts the frames Socket.IO's path did not write: those handed to the ws sender directly. */
+  function countDirectFrames(conn: EngineSocket): () => number {
+    let frames = 0;
+    const sender = conn.transport.socket._sender;
+    const sendFrame = sender.sendFrame.bind(sender);
+    const transport = conn.transport as unknown as { send(packets: unknown[]): void };
+    const send = transport.send.bind(transport);
+    let inSend = false;
+    transport.send = (packets) => {
+      inSend = true;
+      try {
+        send(packets);
+      } finally {
+        inSend = false;
+      }
+    };
+    sender.sendFrame = (list, cb) => {
+      if (!inSend) frames++;
+      sendFrame(list, cb);
+    };
+    return () => frames;
+  }
+
+  it("the ws engine.io loads builds frames, and every websocket transport has its ws sender where it is written to", async () => {
+    const { log, lines } = captureLog();
+    const frames = directFrames(log);
+    expect(frames).toBeDefined();
+    expect(
+      frames
+        ?.frame('2["x"]')
+        .map((b) => b.toString("latin1"))
+        .join(""),
+    ).toBe("\x81\x074" + '2["x"]');
+    const server = await startServer();
+    await connect(server.url);
+    const [conn] = engineSockets(server);
+    expect(typeof conn?.transport.socket._sender.sendFrame).toBe("function");
+    expect(lines).toEqual([]);
+  });
+
+  it("writes straight only when nothing of the connection is queued or in flight, and checks its buffer after", () => {
+    const { log } = captureLog();
+    const frames = directFrames(log);
+    const frame = frames?.frame('2["x"]') ?? [];
+    const written: Buffer[][] = [];
+    const checked: unknown[] = [];
+    const connection = (change: Record<string, unknown> = {}, transport: Record<string, unknown> = {}) => ({
+      readyState: "open",
+      writeBuffer: [],
+      transport: {
+        name: "websocket",
+        writable: true,
+        socket: { _sender: { sendFrame: (list: Buffer[]) => written.push(list) } },
+        ...transport,
+      },
+      listenerCount: () => 0,
+      [AFTER_FLUSH]: (c: unknown) => checked.push(c),
+      ...change,
+    });
+    const refused = [
+      connection({ writeBuffer: [{ type: "message" }] }), // this tick's packets go first
+      connection({}, { writable: false }), // a write in flight: Engine.IO flushes behind it
+      connection({}, { name: "polling" }),
+      connection({}, { perMessageDeflate: { threshold: 1024 } }),
+      connection({ readyState: "closing" }),
+      connection({ listenerCount: () => 1 }), // someone counts the packets Engine.IO creates
+    ];
+    for (const c of refused) expect(frames?.write(c, frame)).toBe(false);
+    expect(written).toEqual([]);
+    const idle = connection();
+    expect(frames?.write(idle, frame)).toBe(true);
+    expect(written).toEqual([frame]);
+    expect(checked).toEqual([idle]);
+  });
+
+  it("reaches websocket members straight and long-polling ones through Engine.IO, in offset order, each once", async () => {
+    const server = await startServer();
+    const viaWs = await connect(server.url);
+    const viaPolling = await connect(server.url, { transports: ["polling"] });
+    const sender = await connect(server.url);
+    for (const c of [viaWs, viaPolling, sender]) await c.emitWithAck("join-room", { room: "frames" });
+    const wsSeen = record(viaWs, "room-message-received");
+    const pollingSeen = record(viaPolling, "room-message-received");
+    const conns = engineSockets(server);
+    const wsConn = conns.find((c) => c.transport.name === "websocket") as EngineSocket;
+    const direct = conns.filter((c) => c.transport.name === "websocket").map(countDirectFrames);
+
+    const n = 30;
+    // Sent without waiting: some arrive while another write or an ack is still queued for the same member,
+    // and take Engine.IO's queue behind it; the order must hold either way.
+    await Promise.all(
+      Array.from({ length: n }, (_, i) => sender.emitWithAck("room-message", { room: "frames", message: `m${i}` })),
+    );
+    await eventually(() => wsSeen.length === n && pollingSeen.length === n, 5000, `${n} messages to both`);
+    for (const seen of [wsSeen, pollingSeen]) {
+      expect(seen.map((m) => m.message)).toEqual(Array.from({ length: n }, (_, i) => `m${i}`));
+      expect(seen.map((m) => m.offset)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    }
+    expect(pollingSeen).toEqual(wsSeen);
+    expect(wsConn).toBeDefined();
+    // Both websocket members (the sender is one) got most of them as prepared frames.
+    expect(direct.map((count) => count() > 0)).toEqual([true, true]);
+  });
+});
+
 describe("handshake request release", () => {
   it("drops the engine socket's request and the websocket response stand-in's, and the request is collected", async () => {
     const server = await startServer();
@@ -187,6 +297,27 @@ describe("a patch whose target changed", () => {
       ["corked-batches", "engine.io exports no transports.websocket class"],
       ["deferred-flush", "engine.io not resolvable through socket.io: gone"],
       ["corked-batches", "engine.io not resolvable through socket.io: gone"],
+    ]);
+  });
+
+  it("sends room messages the usual way, with one warning, when ws or its sender is not where it was", () => {
+    const { log, lines } = captureLog();
+    expect(
+      directFrames(log, { ok: false, reason: "engine.io not resolvable through socket.io: gone" }),
+    ).toBeUndefined();
+    const frames = directFrames(log);
+    const connection = {
+      readyState: "open",
+      writeBuffer: [],
+      transport: { name: "websocket", writable: true, socket: {} },
+      listenerCount: () => 0,
+    };
+    const frame = frames?.frame('2["x"]') ?? [];
+    expect(frames?.write(connection, frame)).toBe(false);
+    expect(frames?.write(connection, frame)).toBe(false);
+    expect(warnings(lines).map((l) => [l.patch, l.reason])).toEqual([
+      ["direct-frames", "engine.io not resolvable through socket.io: gone"],
+      ["direct-frames", "the websocket transport has no ws sender at socket._sender"],
     ]);
   });
 

@@ -295,6 +295,36 @@ describe("slow consumers", () => {
     expect(healthy.connected).toBe(true);
     expect(growthMb).toBeLessThan(60);
   }, 40_000);
+  it("closes a room member that stops reading once room messages (written to it as prepared frames) pass the bound", async () => {
+    const server = await startServer({
+      MAX_SOCKET_BUFFER_BYTES: String(256 * 1024),
+      RATE_LIMIT_EVENTS_PER_S: "100000",
+      RATE_LIMIT_BURST: "100000",
+    });
+    const sender = await connect(server.url);
+    const healthy = await connect(server.url);
+    for (const c of [sender, healthy]) await c.emitWithAck("join-room", { room: "slow" });
+    const stuck = await openRawWebSocket(server.url);
+    stuck.send('42["join-room",{"room":"slow"}]');
+    await eventually(() => server.app.io.of("/").adapter.rooms.get("room:slow")?.size === 3, 3000, "three members");
+    let healthyGot = 0;
+    healthy.on("room-message-received", () => healthyGot++);
+    stuck.stopReading();
+
+    const message = "x".repeat(16 * 1024);
+    let sent = 0;
+    // 16 KiB messages until the stuck member is gone (the kernels hold a few MiB first), at most 10 s.
+    const started = Date.now();
+    while (server.app.io.of("/").sockets.size === 3 && Date.now() - started < 10_000) {
+      await Promise.all(
+        Array.from({ length: 20 }, () => sender.emitWithAck("room-message", { room: "slow", message })),
+      );
+      sent += 20;
+    }
+    expect(server.app.io.of("/").sockets.size).toBe(2);
+    await eventually(() => healthyGot === sent, 10_000, "the healthy member receiving every message");
+    expect(healthy.connected).toBe(true);
+  }, 30_000);
 });
 
 describe("bounded replies", () => {

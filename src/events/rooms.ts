@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { JoinRoomAck, RoomMessage, RoomPosition } from "../contract.js";
+import type { DirectFrames } from "../engine/direct-frames.js";
 import type { RoomFeed } from "../history/feeds.js";
 import { toRoomMessage, type HistoryPage } from "../history/log.js";
 import { HISTORY_PAGE_LIMIT } from "../client/protocol.js";
@@ -18,6 +19,9 @@ import {
 const PREFIX = "room:";
 
 export const roomKey = (room: string): string => PREFIX + room;
+
+// socket.io-parser's PacketType.EVENT (the Socket.IO protocol's event packet).
+const EVENT_PACKET = 2;
 
 /** How long `room-members` waits for every replica's answer before it returns this replica's, marked partial. */
 export const ROOM_MEMBERS_TIMEOUT_MS = 2000;
@@ -74,13 +78,42 @@ export function watchRoomFeeds(app: AppContext): void {
   });
 }
 
-/** What the live feed delivers: one broadcast to the room's local members, minus the held ones. */
-export function deliverLocally(app: AppContext): (entry: RoomMessage, except: readonly string[]) => void {
+/**
+ * What the live feed delivers: one broadcast to the room's local members, minus the held ones. With `frames`,
+ * the packet is encoded and framed once, and written straight to each idle websocket member
+ * (src/engine/direct-frames.ts); the other members get it the usual way, through the broadcast.
+ */
+export function deliverLocally(
+  app: AppContext,
+  frames?: DirectFrames,
+): (entry: RoomMessage, except: readonly string[]) => void {
   // Built once: `io.local` makes a new operator on every read, and this runs once per room message per replica.
   const local = app.io.local;
-  return (entry, except) => {
+  const nsp = app.io.of("/");
+  const broadcast = (entry: RoomMessage, except: readonly string[]) => {
     const target = local.to(roomKey(entry.room));
     (except.length > 0 ? target.except(except as string[]) : target).emit("room-message-received", entry);
+  };
+  if (!frames) return broadcast;
+  return (entry, except) => {
+    const members = nsp.adapter.rooms.get(roomKey(entry.room));
+    if (!members) return;
+    const encoded = app.io.encoder.encode({
+      type: EVENT_PACKET,
+      nsp: "/",
+      data: ["room-message-received", entry],
+    }) as unknown[];
+    if (encoded.length !== 1 || typeof encoded[0] !== "string") return broadcast(entry, except);
+    const frame = frames.frame(encoded[0]);
+    let others: string[] | undefined;
+    for (const id of members) {
+      if (except.length > 0 && except.includes(id)) continue;
+      const socket = nsp.sockets.get(id);
+      if (!socket) continue;
+      // A socket with outgoing listeners (the admin UI) hears its packets through Socket.IO.
+      if (socket.listenersAnyOutgoing().length > 0 || !frames.write(socket.conn, frame)) (others ??= []).push(id);
+    }
+    if (others) local.to(others).emit("room-message-received", entry);
   };
 }
 
