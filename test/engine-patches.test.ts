@@ -204,6 +204,27 @@ describe("room messages written as one prepared frame", () => {
     expect(checked).toEqual([idle]);
   });
 
+  it("corks a member's TCP socket for the rest of the tick, so that a burst of frames leaves in one write", async () => {
+    const { log } = captureLog();
+    const frames = directFrames(log);
+    const calls: string[] = [];
+    const tcp = { cork: () => calls.push("cork"), uncork: () => calls.push("uncork") };
+    const connection = {
+      readyState: "open",
+      writeBuffer: [],
+      transport: {
+        name: "websocket",
+        writable: true,
+        socket: { _socket: tcp, _sender: { sendFrame: () => calls.push("frame") } },
+      },
+      listenerCount: () => 0,
+    };
+    for (let i = 0; i < 3; i++) expect(frames?.write(connection, frames.frame(`2["m${i}"]`))).toBe(true);
+    expect(calls).toEqual(["cork", "frame", "frame", "frame"]);
+    await Promise.resolve();
+    expect(calls).toEqual(["cork", "frame", "frame", "frame", "uncork"]);
+  });
+
   it("reaches websocket members straight and long-polling ones through Engine.IO, in offset order, each once", async () => {
     const server = await startServer();
     const viaWs = await connect(server.url);

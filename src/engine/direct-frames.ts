@@ -1,4 +1,5 @@
 import { createRequire } from "node:module";
+import type { Socket as NetSocket } from "node:net";
 import type { Logger } from "../logger.js";
 import { AFTER_FLUSH } from "./coalesce.js";
 import { socketIoEngine, type EngineIoResolution } from "./engine-io.js";
@@ -14,7 +15,12 @@ interface WsSender {
 interface EngineConnection {
   readyState?: string;
   writeBuffer?: unknown[];
-  transport?: { name?: string; writable?: boolean; perMessageDeflate?: unknown; socket?: { _sender?: WsSender } };
+  transport?: {
+    name?: string;
+    writable?: boolean;
+    perMessageDeflate?: unknown;
+    socket?: { _sender?: WsSender; _socket?: Partial<Pick<NetSocket, "cork" | "uncork">> };
+  };
   listenerCount?(event: string): number;
   [AFTER_FLUSH]?: (socket: never) => void;
 }
@@ -67,6 +73,13 @@ export function directFrames(
   if (!build) return skipped("ws.Sender.frame is not a function");
   const frameOf = build;
   let warned = false;
+  // Several frames to one member in one tick (a burst) leave in one write, as Engine.IO's batches do
+  // (src/engine/coalesce.ts): its TCP socket stays corked until the end of the tick.
+  const corked = new Set<Pick<NetSocket, "uncork">>();
+  const uncorkAll = () => {
+    for (const tcp of corked) tcp.uncork();
+    corked.clear();
+  };
   return {
     frame: (packet) =>
       // "4": the message packet type of Engine.IO. A server frame: unmasked, final, text.
@@ -86,6 +99,12 @@ export function directFrames(
         if (!warned) skipped("the websocket transport has no ws sender at socket._sender");
         warned = true;
         return false;
+      }
+      const tcp = transport.socket?._socket;
+      if (typeof tcp?.cork === "function" && typeof tcp.uncork === "function" && !corked.has(tcp as NetSocket)) {
+        tcp.cork();
+        if (corked.size === 0) queueMicrotask(uncorkAll);
+        corked.add(tcp as NetSocket);
       }
       sender.sendFrame(frame);
       // The slow-consumer bound (src/limits/slow-consumer.ts) is checked after every write, this one too.
