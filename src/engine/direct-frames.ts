@@ -73,13 +73,16 @@ export function directFrames(
   if (!build) return skipped("ws.Sender.frame is not a function");
   const frameOf = build;
   let warned = false;
-  // Several frames to one member in one tick (a burst) leave in one write, as Engine.IO's batches do
-  // (src/engine/coalesce.ts): its TCP socket stays corked until the end of the tick.
+  // Only a member's first frame of a tick is written here; a burst (saturation) takes Engine.IO's queue after it,
+  // whose batching is cheaper per packet. The TCP socket stays corked until Engine.IO's deferred flush of that
+  // tick has run (one microtask later than it, src/engine/coalesce.ts), so the first frame and the rest leave
+  // in one write.
   const corked = new Set<Pick<NetSocket, "uncork">>();
   const uncorkAll = () => {
     for (const tcp of corked) tcp.uncork();
     corked.clear();
   };
+  const afterDeferredFlush = () => queueMicrotask(uncorkAll);
   return {
     frame: (packet) =>
       // "4": the message packet type of Engine.IO. A server frame: unmasked, final, text.
@@ -101,9 +104,10 @@ export function directFrames(
         return false;
       }
       const tcp = transport.socket?._socket;
-      if (typeof tcp?.cork === "function" && typeof tcp.uncork === "function" && !corked.has(tcp as NetSocket)) {
+      if (typeof tcp?.cork === "function" && typeof tcp.uncork === "function") {
+        if (corked.has(tcp as NetSocket)) return false;
         tcp.cork();
-        if (corked.size === 0) queueMicrotask(uncorkAll);
+        if (corked.size === 0) queueMicrotask(afterDeferredFlush);
         corked.add(tcp as NetSocket);
       }
       sender.sendFrame(frame);
