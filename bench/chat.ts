@@ -213,16 +213,17 @@ const countersOf = (pids: number[]) =>
     { writes: 0, reads: 0, wakeups: 0, user: 0, sys: 0 },
   );
 
+// Placement `one`: every replica but the first hosts no client.
+const idlePidsOf = ({ setup }: Prepared, p: ChatParams) => (p.placement === "one" ? setup.replicaPids.slice(1) : []);
+
 /** What one setup's processes have used so far. */
-function snapshot({ setup }: Prepared, p: ChatParams) {
-  // Placement `one`: every replica but the first hosts no client.
-  const idlePids = p.placement === "one" ? setup.replicaPids.slice(1) : [];
+function snapshot(g: Prepared, p: ChatParams) {
+  const { setup } = g;
   return {
     replicaCpu: cpuOf(setup.replicaPids),
     redisCpu: setup.redisPids.length > 0 ? cpuOf(setup.redisPids) : NaN,
-    idleCpu: cpuOf(idlePids),
+    idleCpu: cpuOf(idlePidsOf(g, p)),
     counters: countersOf(setup.replicaPids),
-    idlePids,
   };
 }
 
@@ -246,19 +247,21 @@ async function measureWindow(group: Prepared[], p: ChatParams): Promise<ChatRun[
     group.map((g, i) => drain(g.workers, (sent[i] as number) * p.roomSize, sent[i] as number, 5000)),
   );
   const after = group.map((g) => snapshot(g, p));
+  // Each setup's CPU over the window (nanoseconds), and the window's machine-wide figures below.
+  const spent = group.map((_, i) => {
+    const a = after[i] as ReturnType<typeof snapshot>;
+    const b = before[i] as ReturnType<typeof snapshot>;
+    return { replica: a.replicaCpu - b.replicaCpu, redis: a.redisCpu - b.redisCpu, idle: a.idleCpu - b.idleCpu };
+  });
   const idleMs = now() - t0;
   // What the idle replicas spend with no traffic at all (timers, health checks, Redis heartbeats), sampled
   // after the run for as long as it lasted: subtracted, so their figure is what the traffic cost them.
-  const quiet0 = group.map((g) => snapshot(g, p).idleCpu);
+  const quiet0 = group.map((g) => cpuOf(idlePidsOf(g, p)));
   if (p.placement === "one") await new Promise((resolve) => setTimeout(resolve, idleMs));
-  const quiet = group.map((g, i) => snapshot(g, p).idleCpu - (quiet0[i] as number));
+  const quiet = group.map((g, i) => cpuOf(idlePidsOf(g, p)) - (quiet0[i] as number));
   const machine1 = machineCpu();
   const elapsed = (now() - t0) / 1000;
-  let serverCpu = 0;
-  for (let i = 0; i < group.length; i++) {
-    const redis = (after[i]?.redisCpu ?? NaN) - (before[i]?.redisCpu ?? NaN);
-    serverCpu += ((after[i]?.replicaCpu ?? 0) - (before[i]?.replicaCpu ?? 0) + (Number.isNaN(redis) ? 0 : redis)) / 1e9;
-  }
+  const serverCpu = spent.reduce((sum, x) => sum + (x.replica + (Number.isNaN(x.redis) ? 0 : x.redis)) / 1e9, 0);
   const otherCores = (machine1.busy - machine0.busy - serverCpu) / elapsed;
   const stealCores = (machine1.steal - machine0.steal) / elapsed;
 
@@ -267,6 +270,7 @@ async function measureWindow(group: Prepared[], p: ChatParams): Promise<ChatRun[
       const s = drained[i] as ChatStats;
       const b = before[i] as ReturnType<typeof snapshot>;
       const a = after[i] as ReturnType<typeof snapshot>;
+      const used = spent[i] as (typeof spent)[number];
       if (s.firstFailure) console.log(`  ${g.ref.label}: ${s.failed} failed acks, first: ${s.firstFailure}`);
       const samples = await Promise.all(
         g.workers.map((w) =>
@@ -277,7 +281,7 @@ async function measureWindow(group: Prepared[], p: ChatParams): Promise<ChatRun[
       const remote = samples.flatMap((x) => x.remoteLatencies).sort((x, y) => x - y);
       const delivered = Math.max(1, s.delivered);
       const expected = (sent[i] as number) * p.roomSize;
-      const idleCpu = a.idlePids.length > 0 ? a.idleCpu - b.idleCpu - (quiet[i] as number) : NaN;
+      const idleCpu = idlePidsOf(g, p).length > 0 ? used.idle - (quiet[i] as number) : NaN;
       const userCpu = a.counters.user - b.counters.user;
       const sysCpu = a.counters.sys - b.counters.sys;
       return {
@@ -287,8 +291,8 @@ async function measureWindow(group: Prepared[], p: ChatParams): Promise<ChatRun[
         deliveryRatio: s.delivered / expected,
         ackFailures: s.failed + ((sent[i] as number) - s.acked - s.failed),
         sendRate: (sent[i] as number) / sendSeconds,
-        replicaCpuUsPerMsg: (a.replicaCpu - b.replicaCpu) / 1000 / delivered,
-        redisCpuUsPerMsg: (a.redisCpu - b.redisCpu) / 1000 / delivered,
+        replicaCpuUsPerMsg: used.replica / 1000 / delivered,
+        redisCpuUsPerMsg: used.redis / 1000 / delivered,
         idleReplicaCpuUsPerMsg: idleCpu / 1000 / delivered,
         replicaWritesPerMsg: (a.counters.writes - b.counters.writes) / delivered,
         replicaReadsPerMsg: (a.counters.reads - b.counters.reads) / delivered,

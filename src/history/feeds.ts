@@ -75,9 +75,7 @@ export class RoomFeed {
 
   push(entry: RoomMessage): void {
     // The common case, the next entry in order with nothing queued: delivered at once, without a drain.
-    if (this.started && !this.busy && this.queue.length === 0 && !this.resyncWanted) {
-      if (entry.epoch === this.epoch && entry.offset === this.last + 1) return this.deliver(entry);
-    }
+    if (this.isNextInOrder(entry)) return this.deliver(entry);
     this.queue.push(entry);
     if (this.started && !this.busy) void this.drain();
   }
@@ -87,8 +85,13 @@ export class RoomFeed {
    * but only when it is the next entry in order: otherwise the live feed delivers it, in order, as any other.
    */
   offer(entry: RoomMessage): void {
-    if (!this.started || this.busy || this.queue.length > 0 || this.resyncWanted) return;
-    if (entry.epoch === this.epoch && entry.offset === this.last + 1) this.deliver(entry);
+    if (this.isNextInOrder(entry)) this.deliver(entry);
+  }
+
+  /** Nothing is queued, filling or catching up, and `entry` directly follows the last one delivered. */
+  private isNextInOrder(entry: RoomMessage): boolean {
+    if (!this.started || this.busy || this.queue.length > 0 || this.resyncWanted) return false;
+    return entry.epoch === this.epoch && entry.offset === this.last + 1;
   }
 
   /** Whether this feed has delivered `offset` of `epoch` already (a later copy of it would be dropped). */

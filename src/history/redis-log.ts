@@ -168,6 +168,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   const base = `${keyPrefix}v${VERSION}:`;
   const tag = (room: string) => `${base}{r:${room}}:`;
   const channelPrefix = base + "{r:";
+  // The append script derives the same name from the meta key (`…m` → `…c`): keep the two together.
   const channelOf = (room: string) => `${tag(room)}c`;
   const genKey = `${base}gen`;
   const beatKey = `${base}beat`;
@@ -194,6 +195,8 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
     for (const { delivered } of entryListeners) if (!delivered?.(room, epoch, offset)) return false;
     return entryListeners.length > 0;
   };
+  // A sampled entry (its append's wall-clock time `t`) arrived on this replica.
+  const observeSample = (t: number) => options.onSampledDelivery?.((wallClockMs() - t) / 1000);
   const resyncListeners: Array<() => void> = [];
   const subscribed = new Set<string>();
 
@@ -208,7 +211,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
     // The appending replica's own copy, already delivered from the append's reply: not parsed again.
     if (deliveredByAll(room, epoch, offset)) {
       const t = sampledAt(payload);
-      if (t !== undefined) options.onSampledDelivery?.((wallClockMs() - t) / 1000);
+      if (t !== undefined) observeSample(t);
       return;
     }
     const entry = parseLive(channel, payload.slice(b + 1), room, epoch, offset);
@@ -218,7 +221,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   function parseLive(channel: string, json: string, room: string, epoch: string, offset: number) {
     try {
       const record = JSON.parse(json) as Record;
-      if (typeof record.t === "number") options.onSampledDelivery?.((wallClockMs() - record.t) / 1000);
+      if (typeof record.t === "number") observeSample(record.t);
       return toRoomMessage(record, room, epoch, offset);
     } catch (err) {
       log.warn({ channel, err: (err as Error).message }, "unreadable room record ignored");
