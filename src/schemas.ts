@@ -3,6 +3,11 @@ import { HISTORY_PAGE_LIMIT, MAX_MESSAGE_ID_LENGTH } from "./client/protocol.js"
 
 export const MAX_MESSAGE_BYTES = 16 * 1024;
 export const MAX_LIST_ITEMS = 1000;
+/**
+ * Deepest nesting of arrays and objects in an `update-list`. The list is sent back (`user-list`), and encoding a
+ * payload some thousands of levels deep overflows the stack: it was answered INTERNAL, now INVALID_PAYLOAD.
+ */
+export const MAX_LIST_DEPTH = 64;
 
 const ROOM_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
 
@@ -81,9 +86,23 @@ export const roomHistory = z.object(
   { error: "expected { room, since: { epoch, offset }, limit? }" },
 );
 
+/** Whether `value` nests at most `max` levels of arrays and objects below it. Iterative: the check must not recurse. */
+export function nestsWithin(value: unknown, max: number): boolean {
+  const pending: Array<[unknown, number]> = [[value, 0]];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [item, depth] = next;
+    // Binary is a leaf (its bytes are not nesting).
+    if (item === null || typeof item !== "object" || ArrayBuffer.isView(item) || item instanceof ArrayBuffer) continue;
+    if (depth > max) return false;
+    for (const child of Object.values(item)) pending.push([child, depth + 1]);
+  }
+  return true;
+}
+
 export const list = z
   .array(z.unknown(), { error: "expected an array" })
-  .max(MAX_LIST_ITEMS, `at most ${MAX_LIST_ITEMS} items`);
+  .max(MAX_LIST_ITEMS, `at most ${MAX_LIST_ITEMS} items`)
+  .refine((items) => nestsWithin(items, MAX_LIST_DEPTH), `at most ${MAX_LIST_DEPTH} levels of nesting`);
 
 export const newPost = z.object(
   {

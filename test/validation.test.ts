@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
+import { WebSocket } from "ws";
 import type { ErrorPayload } from "../src/contract.js";
-import { roomMessage, roomMessageFast } from "../src/schemas.js";
+import { list, MAX_LIST_DEPTH, nestsWithin, roomMessage, roomMessageFast } from "../src/schemas.js";
 import { cleanupAll, connect, emitRaw, next, startServer, type ClientSocket } from "./support/server.js";
 
 afterEach(cleanupAll);
@@ -132,5 +133,43 @@ describe("the room-message fast path", () => {
     expect(roomMessageFast({ room: "lobby", message: "é".repeat(8192) })).toBeDefined();
     expect(roomMessageFast({ room: "lobby", message: "é".repeat(8193) })).toBeUndefined();
     expect(roomMessageFast({ room: "lobby", message: "hi", extra: 1 })).toBeUndefined();
+  });
+});
+
+describe("update-list nesting", () => {
+  // An array nested `levels` deep below the list itself, as JSON would give it.
+  const nested = (levels: number): unknown[] =>
+    JSON.parse("[".repeat(levels + 1) + "]".repeat(levels + 1)) as unknown[];
+
+  it(`accepts ${MAX_LIST_DEPTH} levels of nesting and rejects one more, without recursing on a very deep list`, () => {
+    expect(list.safeParse(nested(MAX_LIST_DEPTH)).success).toBe(true);
+    const over = list.safeParse(nested(MAX_LIST_DEPTH + 1));
+    expect(over.success).toBe(false);
+    expect(over.error?.issues[0]?.message).toBe(`at most ${MAX_LIST_DEPTH} levels of nesting`);
+    // Deeper than the stack allows a recursive walk (or the encoder of the reply) to go.
+    expect(nestsWithin(nested(100_000), MAX_LIST_DEPTH)).toBe(false);
+    expect(nestsWithin([Buffer.alloc(1 << 16), { a: [1, { b: 2 }] }], 3)).toBe(true);
+  });
+
+  it("answers a list nested some thousands of levels deep with INVALID_PAYLOAD, not INTERNAL", async () => {
+    const server = await startServer();
+    // A raw websocket: socket.io-client's own encoder would overflow on such a payload before sending it.
+    const ws = new WebSocket(`${server.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
+    const depth = 9000;
+    const answer = new Promise<string>((resolve) => {
+      ws.on("message", (data) => {
+        const text = (data as Buffer).toString();
+        if (text.startsWith("40")) ws.send(`427["update-list",${"[".repeat(depth)}${"]".repeat(depth)}]`);
+        if (text.startsWith("437")) resolve(text);
+      });
+    });
+    ws.on("open", () => ws.send("40"));
+    try {
+      expect(JSON.parse((await answer).slice(3))).toEqual([
+        { ok: false, error: { code: "INVALID_PAYLOAD", message: `at most ${MAX_LIST_DEPTH} levels of nesting` } },
+      ]);
+    } finally {
+      ws.close();
+    }
   });
 });
