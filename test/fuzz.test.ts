@@ -525,7 +525,7 @@ function namesEvent(error: ErrorPayload | undefined, expected: string): boolean 
 abstract class RawConnection {
   closed = false;
   private errors: ErrorPayload[] = [];
-  private acks = new Map<number, unknown[]>();
+  private acks = new Map<number, { args: unknown[]; errorsBefore: number }>();
   private wake: (() => void) | undefined;
   private connected!: () => void;
   readonly ready = new Promise<void>((resolve) => (this.connected = resolve));
@@ -555,7 +555,8 @@ abstract class RawConnection {
       // The server writes an ack id beyond 2^53 as it read it (`431e+23[…]`): only the ids sent here matter.
       const digits = /^\d+/.exec(packet.slice(2))?.[0] ?? "";
       const parsed = parseJson(packet.slice(2 + digits.length));
-      if (Array.isArray(parsed)) this.acks.set(Number(digits), parsed);
+      // With the number of errors received before it: this event's own error is the last of those naming it.
+      if (Array.isArray(parsed)) this.acks.set(Number(digits), { args: parsed, errorsBefore: this.errors.length });
     }
     this.wake?.();
   }
@@ -568,9 +569,17 @@ abstract class RawConnection {
     const deadline = Date.now() + REPLY_TIMEOUT_MS;
     try {
       for (;;) {
-        const error = this.errors.find((e) => namesEvent(e, input.event));
         const ack = input.ackId === undefined ? undefined : this.acks.get(input.ackId);
-        if (error && (input.ackId === undefined || ack)) return { kind: "answered", error, ack: ack?.[0] };
+        // One connection answers in order, but not every event waits for a join still replaying (an unknown one,
+        // such as a sync, does not): an earlier input's error can come in after this request began. The server
+        // sends an event's error right before its ack, so with an ack the answer is the last error before it.
+        const error = ack
+          ? this.errors
+              .slice(0, ack.errorsBefore)
+              .filter((e) => namesEvent(e, input.event))
+              .at(-1)
+          : this.errors.find((e) => namesEvent(e, input.event));
+        if (error && (input.ackId === undefined || ack)) return { kind: "answered", error, ack: ack?.args[0] };
         if (this.closed) return { kind: "closed" };
         const left = deadline - Date.now();
         if (left <= 0) return { kind: "timeout", error, ackSeen: ack !== undefined };
