@@ -2,6 +2,7 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions as ClientOptions
 import type { RedisClusterConfig } from "./config.js";
 import { APPEND_COMMAND } from "./history/redis-log.js";
 import type { Logger } from "./logger.js";
+import { enforceCommandDeadlines } from "./ops/command-deadlines.js";
 import { observeSubscribes, trackPublishes, type PublishTracker } from "./ops/publish-tracker.js";
 
 /** One Redis, or a Redis Cluster: the commands the app uses exist on both. */
@@ -26,7 +27,10 @@ export interface RedisConnections {
 }
 
 export interface RedisOptions {
-  /** A command without an answer after this long fails: its outcome is unknown to the caller. */
+  /**
+   * A command on the command connection without an answer after this long (at most a quarter more) fails: its
+   * outcome is unknown to the caller.
+   */
   commandTimeoutMs: number;
   /** Told of every failed publish (the adapter does not await them); logged one per failure without it. */
   onPublishFailed?(channel: string, err: Error): void;
@@ -34,14 +38,15 @@ export interface RedisOptions {
 
 type Role = "pub" | "sub" | "feed";
 
-function clientOptions(role: Role, options: RedisOptions): ClientOptions {
+function clientOptions(role: Role): ClientOptions {
   return {
     // Keep reconnecting forever with a capped backoff: a replica survives a Redis restart.
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
     // Subscriptions wait for the connection (and are renewed on reconnect); commands give up after a few
     // reconnection attempts rather than queueing without bound while Redis is away.
     maxRetriesPerRequest: role === "pub" ? 2 : null,
-    commandTimeout: role === "pub" ? options.commandTimeoutMs : undefined,
+    // No per-command timer: the command connection's deadlines are enforced by src/ops/command-deadlines.ts.
+    commandTimeout: undefined,
     // A command in flight when the connection drops has an unknown outcome: fail it (callers resend with
     // their idempotency key) rather than replay it into a Redis that may have restarted without its data.
     autoResendUnfulfilledCommands: role !== "pub",
@@ -58,9 +63,9 @@ function clientOptions(role: Role, options: RedisOptions): ClientOptions {
   };
 }
 
-function connectCluster(cluster: RedisClusterConfig, role: Role, options: RedisOptions): Cluster {
+function connectCluster(cluster: RedisClusterConfig, role: Role): Cluster {
   const { retryStrategy, enableOfflineQueue, enableAutoPipelining, autoPipeliningIgnoredCommands, ...perNode } =
-    clientOptions(role, options);
+    clientOptions(role);
   const clusterOptions: ClusterOptions = {
     redisOptions: { ...perNode, password: cluster.password },
     clusterRetryStrategy: retryStrategy,
@@ -83,11 +88,9 @@ function connectCluster(cluster: RedisClusterConfig, role: Role, options: RedisO
   return new Cluster(cluster.nodes, clusterOptions);
 }
 
-function connect(target: RedisTarget, role: Role, log: Logger, options: RedisOptions): RedisClient {
+function connect(target: RedisTarget, role: Role, log: Logger): RedisClient {
   const client: RedisClient =
-    "url" in target
-      ? new Redis(target.url, clientOptions(role, options))
-      : connectCluster(target.cluster, role, options);
+    "url" in target ? new Redis(target.url, clientOptions(role)) : connectCluster(target.cluster, role);
   let wasReady = false;
   client.on("ready", () => {
     wasReady = true;
@@ -110,15 +113,16 @@ async function quit(client: RedisClient): Promise<void> {
 }
 
 export function connectRedis(target: RedisTarget, log: Logger, options: RedisOptions): RedisConnections {
-  const pub = connect(target, "pub", log, options);
+  const pub = connect(target, "pub", log);
+  const deadlines = enforceCommandDeadlines(pub, options.commandTimeoutMs);
   const publishes = trackPublishes(
     pub,
     options.onPublishFailed ??
       ((channel, err) => log.warn({ channel, err: err.message }, "redis publish failed: message not relayed")),
   );
-  const sub = connect(target, "sub", log, options);
+  const sub = connect(target, "sub", log);
   observeSubscribes(sub, (command, err) => log.error({ command, err: err.message }, `redis ${command} failed`));
-  const feed = connect(target, "feed", log, options);
+  const feed = connect(target, "feed", log);
   return {
     cluster: !("url" in target),
     pub,
@@ -127,6 +131,7 @@ export function connectRedis(target: RedisTarget, log: Logger, options: RedisOpt
     publishes,
     isReady: () => pub.status === "ready" && sub.status === "ready" && feed.status === "ready",
     async close() {
+      deadlines.stop();
       await Promise.all([quit(pub), quit(sub), quit(feed)]);
     },
   };
