@@ -208,7 +208,12 @@ describe("room messages written as one prepared frame", () => {
     const { log } = captureLog();
     const frames = directFrames(log);
     const calls: string[] = [];
-    const tcp = { cork: () => calls.push("cork"), uncork: () => calls.push("uncork") };
+    // As a net.Socket: `writableCorked` counts the corks not yet undone.
+    const tcp = {
+      writableCorked: 0,
+      cork: () => (tcp.writableCorked++, calls.push("cork")),
+      uncork: () => (tcp.writableCorked--, calls.push("uncork")),
+    };
     const connection = {
       readyState: "open",
       writeBuffer: [],

@@ -12,12 +12,15 @@ interface FlushingSocket {
   writeBuffer?: unknown[];
   flush(): void;
   [AFTER_FLUSH]?: (socket: FlushingSocket) => void;
+  [QUEUED]?: boolean;
 }
 
 type Marked = Record<symbol, boolean | undefined>;
 
 const CORKED = Symbol.for("realtime-server.corked-batches");
 const DEFERRED = Symbol.for("realtime-server.deferred-flush");
+/** On an Engine.IO socket: queued for this tick's deferred flush. */
+const QUEUED = Symbol.for("realtime-server.flush-queued");
 /**
  * An Engine.IO socket may carry a function under this key: it is called after each deferred flush of that
  * socket (src/limits/slow-consumer.ts measures what is still queued there), once per tick at most.
@@ -92,17 +95,31 @@ function deferFlushToEndOfTick(log: Pick<Logger, "warn">, engine: EngineIoModule
     return false;
   }
   const flushNow = proto.flush;
-  const pending = new Set<FlushingSocket>();
+  // The sockets to flush at the end of this tick, in slots reused from tick to tick, each marked while queued.
+  // Not a Set: a long-lived Set that grows and shrinks every tick allocates its tables in the old generation
+  // (V8 does so for a table that is old already), garbage only a major GC collects.
+  const pending: Array<FlushingSocket | undefined> = [];
+  let count = 0;
   const flushPending = () => {
+    let i = 0;
     try {
-      // A socket added while this loop runs is visited too (Set iteration includes later additions).
-      for (const socket of pending) {
-        pending.delete(socket);
+      // A socket queued while this loop runs is visited too (`count` is read on each pass).
+      for (; i < count; i++) {
+        const socket = pending[i] as FlushingSocket;
+        pending[i] = undefined;
+        socket[QUEUED] = false;
         flushNow.call(socket);
         socket[AFTER_FLUSH]?.(socket);
       }
     } finally {
-      if (pending.size > 0) queueMicrotask(flushPending);
+      // After a throw, the sockets not visited yet move to the front and get their own microtask.
+      const left = count - Math.min(i + 1, count);
+      for (let j = 0; j < left; j++) {
+        pending[j] = pending[count - left + j];
+        pending[count - left + j] = undefined;
+      }
+      count = left;
+      if (count > 0) queueMicrotask(flushPending);
     }
   };
   proto.flush = function (this: FlushingSocket) {
@@ -110,9 +127,10 @@ function deferFlushToEndOfTick(log: Pick<Logger, "warn">, engine: EngineIoModule
     if (this.readyState !== "open") return flushNow.call(this);
     // Engine.IO flushes after every completed write too ("ready"), mostly with nothing left to write: one
     // microtask per recipient and message at chat rates, for nothing.
-    if (this.writeBuffer?.length === 0) return;
-    if (pending.size === 0) queueMicrotask(flushPending);
-    pending.add(this);
+    if (this.writeBuffer?.length === 0 || this[QUEUED]) return;
+    if (count === 0) queueMicrotask(flushPending);
+    this[QUEUED] = true;
+    pending[count++] = this;
   };
   proto[DEFERRED] = true;
   return true;
