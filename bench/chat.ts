@@ -54,7 +54,10 @@ export function chatParams(quick: boolean): ChatParams {
     roomSize: intArg("chat-room-size", 20, 2, 1000),
     senders: intArg("chat-senders", 10, 1, 1000),
     ratePerSender: rate,
-    warmupMs: 2000,
+    // Each setup's servers start fresh per run; V8 compiles and collects in the background for tens of seconds
+    // after (its worker threads: 29 → 12 → 9 ms/s over three 10 s windows, vanilla's 21 → 15 → 5). A long
+    // warm-up measures the steady state a server that runs for hours is in.
+    warmupMs: intArg("chat-warmup", 2, 1, 300) * 1000,
     durationMs: intArg("chat-seconds", quick ? 6 : 15, 1, 120) * 1000,
     placement: placementArg(),
     together: process.argv.includes("--chat-together"),
