@@ -14,13 +14,13 @@
  *
  * CPU: user+system time of the replicas (sum of the 3), of Redis, of nginx and of k6, sampled every 250 ms during
  * the k6 run together with k6's live counters (its REST API on a loopback port). The measured window is the steady
- * part of the send phase: from 1 s after the first message was sent (the senders' start is spread over one send
+ * part of the send phase: from 1 s (`--warmup`) after the first message was sent (the senders' start is spread over one send
  * interval, and the JIT warms up) to the last sample at which the senders were still sending. Connecting, joining,
  * the 3 s settle before the first message and the tail after the last are outside it (reported separately: idle
  * CPU/s with no client before k6 starts, and the CPU of the whole k6 run per delivered message). Delivered messages
  * in the window = messages_expected counted by k6 in the window × k6's final delivery ratio (room_delivery).
  *
- *   npx tsx bench/k6-chat.ts [--runs=3] [--duration=30] [--quick] [--no-build]
+ *   npx tsx bench/k6-chat.ts [--runs=3] [--duration=30] [--warmup=1] [--quick] [--no-build]
  *
  * Writes bench/results/k6-chat-latest.json and bench/results/k6-chat-latest.md. Needs ../shared/tools/k6 (or
  * K6=path), redis-server and nginx. Every child (k6, replicas, Redis, nginx) is stopped on exit, on an error, on
@@ -45,17 +45,21 @@ const ROOM_SIZE = 20;
 const ROOMS = 10;
 const RATE = 1;
 const SAMPLE_MS = 250;
-/** Skipped at the start of the send phase: the senders' phases spread over one interval, JIT warm-up. */
-const SKIP_MS = 1000;
+const quick = process.argv.includes("--quick");
+/**
+ * Skipped at the start of the send phase: the senders' phases spread over one interval, and the JIT warms up.
+ * `--warmup=S` skips more: V8's background compilation and collection take tens of seconds to settle.
+ */
+const SKIP_MS = intArg("warmup", 1, 1, 240) * 1000;
 const IDLE_MS = 2000;
 
-const quick = process.argv.includes("--quick");
 const RUNS = intArg("runs", quick ? 1 : 3, 1, 10);
 const DURATION_S = intArg("duration", quick ? 10 : 30, 5, 300);
 const BUILD = !process.argv.includes("--no-build");
 for (const a of process.argv.slice(2))
-  if (!/^--(runs|duration)=/.test(a) && a !== "--quick" && a !== "--no-build")
-    throw new Error(`unknown argument ${a}: --runs=N --duration=S --quick --no-build`);
+  if (!/^--(runs|duration|warmup)=/.test(a) && a !== "--quick" && a !== "--no-build")
+    throw new Error(`unknown argument ${a}: --runs=N --duration=S --warmup=S --quick --no-build`);
+if (SKIP_MS >= (DURATION_S - 5) * 1000) throw new Error("--warmup: leave at least 5 s of --duration to measure");
 
 type SetupName = "vanilla" | "ours";
 
@@ -524,7 +528,15 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     commit: gitCommit(),
     quick,
-    params: { runs: RUNS, durationS: DURATION_S, roomSize: ROOM_SIZE, rooms: ROOMS, rate: RATE, replicas: REPLICAS },
+    params: {
+      runs: RUNS,
+      durationS: DURATION_S,
+      warmupS: SKIP_MS / 1000,
+      roomSize: ROOM_SIZE,
+      rooms: ROOMS,
+      rate: RATE,
+      replicas: REPLICAS,
+    },
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "unknown", memGiB: Math.round(totalmem() / 2 ** 30) },
     node: process.version,
     k6: spawnSync(K6, ["version"], { encoding: "utf8" }).stdout.trim().split("\n")[0],
@@ -541,7 +553,7 @@ async function main(): Promise<void> {
     `(${(ROOMS * ROOM_SIZE * RATE * ROOM_SIZE).toLocaleString("en-US")} deliveries/s) for ${DURATION_S} s, through nginx ` +
     `(session-id routing), ${REPLICAS} replicas and one redis-server per cluster; runs interleaved, order alternating; ` +
     `median (min–max) of the runs. CPU (user+sys of the 3 replicas, of Redis) over the steady send phase only ` +
-    `(1 s after the first message to the last sample while sending), per message delivered in it. ` +
+    `(${SKIP_MS / 1000} s after the first message to the last sample while sending), per message delivered in it. ` +
     `Ours / vanilla (medians): replicas ${f(summary.oursOverVanilla.replicaCpuUsPerDelivered)}×, ` +
     `Redis ${f(summary.oursOverVanilla.redisCpuUsPerDelivered)}×. k6 shares the cores with the clusters: its CPU ` +
     `(cores, and share of the machine's busy CPU in the window) is a noise indicator, and it inflates the latencies. ` +
