@@ -2,7 +2,12 @@ import { spawn } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startProcessCluster, waitForHttp, waitForExit, type ProcessCluster } from "../scripts/cluster/processes.js";
+import {
+  startProcessClusterOnFreePorts,
+  waitForHttp,
+  waitForExit,
+  type ProcessCluster,
+} from "../scripts/cluster/processes.js";
 import { freeClusterPorts, freePort, startRedis } from "./support/redis.js";
 
 // Not support/server.ts: that one loads src/, and these tests only drive processes.
@@ -30,8 +35,8 @@ describe("process cluster: kill and restart in place", () => {
   let cluster: ProcessCluster;
 
   beforeAll(async () => {
-    cluster = await startProcessCluster({
-      ...(await freeClusterPorts(2)),
+    cluster = await startProcessClusterOnFreePorts({
+      replicas: 2,
       logLevel: "warn",
       redisPersistence: "aof-everysec",
     });
@@ -121,6 +126,33 @@ describe("redis-server persistence modes", () => {
       ]);
     } finally {
       await redis.stop();
+    }
+  });
+});
+
+describe("startProcessClusterOnFreePorts", () => {
+  it("starts again on other ports when a port found free is taken before a replica binds it", async () => {
+    const foreign: Server = createServer((_req, res) => res.end("someone else"));
+    const stolen = await freeClusterPorts(1);
+    await new Promise<void>((resolve) => foreign.listen(stolen.replicaPorts[0], "127.0.0.1", resolve));
+    const offered: number[] = [];
+    // The first ports offered include the one just taken, as a parallel test's server would take it.
+    const choose = async (replicas: number) => {
+      const ports = offered.length === 0 ? stolen : await freeClusterPorts(replicas);
+      offered.push(ports.port);
+      return ports;
+    };
+    try {
+      const cluster = await startProcessClusterOnFreePorts({ replicas: 1, logLevel: "warn" }, choose);
+      try {
+        expect(offered).toHaveLength(2);
+        expect(cluster.url).not.toContain(`:${stolen.port}`);
+        expect((await fetch(`${cluster.url}/`)).status).toBe(200);
+      } finally {
+        await cluster.stop();
+      }
+    } finally {
+      foreign.close();
     }
   });
 });

@@ -1,7 +1,6 @@
 import { io as connectClient } from "socket.io-client";
 import { afterEach, describe, expect, it } from "vitest";
-import { startProcessCluster } from "../scripts/cluster/processes.js";
-import { freeClusterPorts } from "./support/redis.js";
+import { startProcessClusterOnFreePorts } from "../scripts/cluster/processes.js";
 import { cleanupAll, connect, onCleanup, sleep, startServer, type ClientSocket } from "./support/server.js";
 
 afterEach(cleanupAll);
@@ -91,8 +90,8 @@ describe("drain (SIGTERM)", () => {
   });
 
   it("through nginx: new clients land on other replicas while a draining replica's websocket keeps working, then moves", async () => {
-    const cluster = await startProcessCluster({
-      ...(await freeClusterPorts(3)),
+    const cluster = await startProcessClusterOnFreePorts({
+      replicas: 3,
       logLevel: "warn",
       env: { DRAIN_DELAY_S: "2", DRAIN_CLOSE_S: "0.5" },
     });

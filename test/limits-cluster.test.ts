@@ -1,17 +1,16 @@
 import { request } from "node:http";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { freeClusterPorts } from "../scripts/cluster/ports.js";
 import { nginxLimitsConf } from "../scripts/cluster/nginx.js";
-import { startProcessCluster, type ProcessCluster } from "../scripts/cluster/processes.js";
+import { startProcessClusterOnFreePorts, type ProcessCluster } from "../scripts/cluster/processes.js";
 import { cleanupAll, connect, next, sleep, type ClientSocket } from "./support/server.js";
 
 const GOOD = "https://good.example";
 let cluster: ProcessCluster;
 
 beforeAll(async () => {
-  cluster = await startProcessCluster({
-    ...(await freeClusterPorts(3)),
+  cluster = await startProcessClusterOnFreePorts({
+    replicas: 3,
     logLevel: "warn",
     env: { CORS_ORIGIN: GOOD, MAX_CONNECTIONS: "4" },
   });
@@ -83,8 +82,8 @@ describe("refusals through nginx", () => {
 
 describe("per-IP limits at nginx (limits.example.conf)", () => {
   it("answers handshakes over 10/s (burst 20) from one IP with 429, and lets an existing session's polls through", async () => {
-    const limited = await startProcessCluster({
-      ...(await freeClusterPorts(1)),
+    const limited = await startProcessClusterOnFreePorts({
+      replicas: 1,
       logLevel: "warn",
       nginxLimits: nginxLimitsConf(true),
     });

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startProcessCluster, waitForExit, type ProcessCluster } from "../scripts/cluster/processes.js";
+import { startProcessClusterOnFreePorts, waitForExit, type ProcessCluster } from "../scripts/cluster/processes.js";
 import { freePort } from "./support/redis.js";
 import { connect, sleep, type ClientSocket } from "./support/server.js";
 
@@ -172,13 +172,7 @@ describe("Prometheus scrapes every replica of a process cluster", () => {
 
   beforeAll(async () => {
     const bin = binary("prometheus");
-    const port = await freePort();
-    const replicaPorts: number[] = [];
-    while (replicaPorts.length < 3) {
-      const candidate = await freePort();
-      if (candidate !== port && !replicaPorts.includes(candidate)) replicaPorts.push(candidate);
-    }
-    cluster = await startProcessCluster({ port, replicas: 3, replicaPorts, logLevel: "warn" });
+    cluster = await startProcessClusterOnFreePorts({ replicas: 3, logLevel: "warn" });
     dir = mkdtempSync(join(tmpdir(), "rt-prometheus-"));
     const targets = cluster.metricsUrls.map((url) => new URL(url).host);
     writeFileSync(

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { get } from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startProcessCluster, type ProcessCluster } from "../scripts/cluster/processes.js";
-import { freeClusterPorts, freePort } from "./support/redis.js";
+import { startProcessClusterOnFreePorts, type ProcessCluster } from "../scripts/cluster/processes.js";
+import { freePort } from "./support/redis.js";
 import { cleanupAll, connect, next, type ClientSocket } from "./support/server.js";
 
 let cluster: ProcessCluster;
@@ -23,8 +23,8 @@ beforeAll(async () => {
     ],
     { stdio: "ignore" },
   );
-  cluster = await startProcessCluster({
-    ...(await freeClusterPorts(3)),
+  cluster = await startProcessClusterOnFreePorts({
+    replicas: 3,
     logLevel: "warn",
     tls: { port: await freePort(), cert, key },
   });

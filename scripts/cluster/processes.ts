@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeNginxSite } from "./nginx.js";
 import { pollUntil } from "./poll.js";
-import { canBind, freePort, METRICS_PORT_OFFSET, takenPorts } from "./ports.js";
+import { canBind, freeClusterPorts, freePort, METRICS_PORT_OFFSET, takenPorts } from "./ports.js";
 import { startRedisServer, type KillSignal, type RedisPersistence } from "./redis-server.js";
 import { startRedisCluster, type LocalRedisCluster } from "./redis-cluster.js";
 
@@ -245,6 +245,31 @@ const isRunning = (child: ChildProcess | undefined): child is ChildProcess =>
  * be killed and restarted in place (chaos tests); nginx keeps its static upstream, as a restarted process
  * comes back on the same port.
  */
+/** How the start of a cluster fails when one of its ports was taken (src: `exitReason`, the checks below). */
+const PORT_TAKEN = /(is taken|already in use) by another process/;
+/** Starts tried by startProcessClusterOnFreePorts before a port race is reported. */
+const PORT_RACE_ATTEMPTS = 3;
+
+/**
+ * startProcessCluster on ports found free just before (freeClusterPorts). Between that check and a child's bind,
+ * another process (a server of a test running in parallel) may take one of them: the start then fails naming the
+ * port, and is tried again on other ports, up to PORT_RACE_ATTEMPTS starts.
+ */
+export async function startProcessClusterOnFreePorts(
+  opts: Omit<ProcessClusterOptions, "port" | "replicaPorts">,
+  choosePorts: (replicas: number) => Promise<{ port: number; replicaPorts: number[] }> = freeClusterPorts,
+): Promise<ProcessCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startProcessCluster({ ...opts, ...(await choosePorts(opts.replicas)) });
+    } catch (err) {
+      const message = (err as Error).message;
+      if (attempt >= PORT_RACE_ATTEMPTS || !PORT_TAKEN.test(message)) throw err;
+      process.stderr.write(`cluster: ${message}; starting again on other ports (attempt ${attempt + 1})\n`);
+    }
+  }
+}
+
 export async function startProcessCluster(opts: ProcessClusterOptions): Promise<ProcessCluster> {
   const redisBin = findBinary("redis-server", ["/usr/bin/redis-server"]);
   const nginxBin = findBinary("nginx", ["/usr/sbin/nginx"]);

@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { startProcessCluster, type ProcessCluster, type RedisPersistence } from "../../scripts/cluster/processes.js";
-import { freeClusterPorts } from "../../scripts/cluster/ports.js";
+import {
+  startProcessClusterOnFreePorts,
+  type ProcessCluster,
+  type RedisPersistence,
+} from "../../scripts/cluster/processes.js";
 import { cleanupAll, connect, sleep } from "../support/server.js";
 import { closeAll, recoveryMs, runLoad, settle, type LoadResult, type Member } from "./load.js";
 
@@ -21,8 +24,8 @@ afterEach(async () => {
 
 // CHAOS_VERBOSE=1: the replicas' warnings (epoch changes, Redis errors, drains) go to the test's output.
 async function start(redisPersistence: RedisPersistence, env: Record<string, string> = {}): Promise<ProcessCluster> {
-  cluster = await startProcessCluster({
-    ...(await freeClusterPorts(3)),
+  cluster = await startProcessClusterOnFreePorts({
+    replicas: 3,
     redisPersistence,
     logLevel: "warn",
     stdio: process.env.CHAOS_VERBOSE ? "inherit" : "ignore",

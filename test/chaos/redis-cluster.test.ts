@@ -1,12 +1,11 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { startProcessCluster, type ProcessCluster } from "../../scripts/cluster/processes.js";
+import { startProcessClusterOnFreePorts, type ProcessCluster } from "../../scripts/cluster/processes.js";
 import { startRedisCluster, type LocalRedisCluster } from "../../scripts/cluster/redis-cluster.js";
 import { createRedisLog } from "../../src/history/redis-log.js";
 import { createLogger } from "../../src/logger.js";
 import { connectRedis, type RedisConnections } from "../../src/redis.js";
 import { watchShardedSubscriptions, type ShardCanary } from "../../src/ops/shard-canary.js";
 import type { Cluster } from "ioredis";
-import { freeClusterPorts } from "../../scripts/cluster/ports.js";
 import type { RoomMessage } from "../../src/contract.js";
 import { cleanupAll, eventually, sleep } from "../support/server.js";
 import { closeAll, runLoad, settle, type Member } from "./load.js";
@@ -51,8 +50,8 @@ const position = (m: { epoch: string; offset: number }) => `${m.epoch}#${m.offse
 
 describe("Redis Cluster failover (processes: 6 redis-server nodes, 3 replicas, nginx)", () => {
   it("kills the master serving a room, ahead of its replica, under load: the replica takes over, the app replicas follow on their own, and members get every message or an explicit gap, never a reused offset", async () => {
-    cluster = await startProcessCluster({
-      ...(await freeClusterPorts(3)),
+    cluster = await startProcessClusterOnFreePorts({
+      replicas: 3,
       redisMode: "cluster",
       logLevel: "warn",
       stdio: process.env.CHAOS_VERBOSE ? "inherit" : "ignore",
