@@ -275,10 +275,13 @@ describe("chat page and admin UI, through nginx", () => {
       await page.click("#join-form button");
       await page.waitForSelector(`#rooms li.active[data-room="${room}"]`);
     }
+    // Both pages show a message once the room's broadcast reaches them: the sender's own copy comes back from its
+    // replica, the other's over Redis, and either may be first.
     const say = async (from: ChatPage, to: ChatPage, text: string) => {
       await from.page.fill("#message-input", text);
       await from.page.press("#message-input", "Enter");
-      await to.page.waitForSelector(`#messages li:has-text("${text}")`, { timeout: 5000 });
+      for (const { page } of [to, from])
+        await page.waitForSelector(`#messages li:has-text("${text}")`, { timeout: 5000 });
     };
     await say(a, b, "Hello from the first replica");
     await say(b, a, "Hi! Answering from another one");
