@@ -239,13 +239,7 @@ interface Replica {
 const isRunning = (child: ChildProcess | undefined): child is ChildProcess =>
   child !== undefined && child.exitCode === null && child.signalCode === null;
 
-/**
- * The cluster topology without Docker: a redis-server, N replica processes and nginx rendered from
- * nginx/nginx.conf, all on loopback. Everything started here is stopped by stop(). Replicas and Redis can
- * be killed and restarted in place (chaos tests); nginx keeps its static upstream, as a restarted process
- * comes back on the same port.
- */
-/** How the start of a cluster fails when one of its ports was taken (src: `exitReason`, the checks below). */
+/** How a start fails when one of its ports was taken (the messages of exitReason, waitForHttp and the check in startProcessCluster). */
 const PORT_TAKEN = /(is taken|already in use) by another process/;
 /** Starts tried by startProcessClusterOnFreePorts before a port race is reported. */
 const PORT_RACE_ATTEMPTS = 3;
@@ -270,6 +264,12 @@ export async function startProcessClusterOnFreePorts(
   }
 }
 
+/**
+ * The cluster topology without Docker: a redis-server, N replica processes and nginx rendered from
+ * nginx/nginx.conf, all on loopback. Everything started here is stopped by stop(). Replicas and Redis can
+ * be killed and restarted in place (chaos tests); nginx keeps its static upstream, as a restarted process
+ * comes back on the same port.
+ */
 export async function startProcessCluster(opts: ProcessClusterOptions): Promise<ProcessCluster> {
   const redisBin = findBinary("redis-server", ["/usr/bin/redis-server"]);
   const nginxBin = findBinary("nginx", ["/usr/sbin/nginx"]);

@@ -78,8 +78,8 @@ export function directFrames(
   // tick has run (one microtask later than it, src/engine/coalesce.ts), so the first frame and the rest leave
   // in one write.
   // The sockets corked this tick, in slots reused from tick to tick: a long-lived Set that is cleared every tick
-  // allocates its new table in the old generation (V8 does so for a table that is old already), which was most
-  // of what the major GCs collected at chat rates.
+  // allocates its new table in the old generation (V8 does so for a table that is old already), garbage only a
+  // major GC collects (2.7–3.6 MB per 30 s at chat rates, one replica).
   const corked: Array<Pick<NetSocket, "uncork"> | undefined> = [];
   let count = 0;
   const uncorkAll = () => {

@@ -19,8 +19,6 @@ interface Mark {
 }
 
 export interface CommandDeadlines {
-  /** Fails every command of the client still unanswered `timeoutMs` after it was queued (checked now). */
-  check(now?: number): void;
   stop(): void;
 }
 
@@ -63,6 +61,7 @@ export function enforceCommandDeadlines(client: RedisClient, timeoutMs: number):
     if (list.at(-1)?.newest !== newest) list.push({ at: now, newest });
   };
 
+  // Fails every command of the client still unanswered `timeoutMs` after it was queued.
   const check = (now = Date.now()): void => {
     const live = connections();
     for (const connection of live) checkConnection(connection, now);
@@ -73,5 +72,5 @@ export function enforceCommandDeadlines(client: RedisClient, timeoutMs: number):
 
   const timer = setInterval(check, Math.max(10, Math.floor(timeoutMs / CHECKS_PER_TIMEOUT)));
   timer.unref();
-  return { check, stop: () => clearInterval(timer) };
+  return { stop: () => clearInterval(timer) };
 }
