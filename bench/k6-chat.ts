@@ -8,7 +8,9 @@
  *   of the compiled dist/main.js with every feature on (validation, metrics, JSON logs at `info`), nginx;
  * - **vanilla**: 3 processes of bench/servers/vanilla-socketio.ts (Socket.IO 4 + @socket.io/redis-adapter, nothing
  *   else) behind an nginx rendered from the same nginx.conf, on their own redis-server: the bench's
- *   `vanilla-cluster-3` (bench/setups.ts), run as the bench runs it (Node's type stripping, no loader).
+ *   `vanilla-cluster-3` (bench/setups.ts), run as the bench runs it (Node's type stripping, no loader);
+ * - **vanilla-rtt** (with `--with-rtt`): the same, except that each room message waits for one Redis round trip
+ *   before its broadcast (`vanilla-rtt-cluster-3`): the structural price of storing a message before delivering it.
  *
  * Every run starts a fresh cluster (a fresh Redis: nothing carried over from the previous run) and stops it after.
  *
@@ -20,7 +22,7 @@
  * CPU/s with no client before k6 starts, and the CPU of the whole k6 run per delivered message). Delivered messages
  * in the window = messages_expected counted by k6 in the window × k6's final delivery ratio (room_delivery).
  *
- *   npx tsx bench/k6-chat.ts [--runs=3] [--duration=30] [--warmup=1] [--quick] [--no-build]
+ *   npx tsx bench/k6-chat.ts [--runs=3] [--duration=30] [--warmup=1] [--with-rtt] [--quick] [--no-build]
  *
  * Writes bench/results/k6-chat-latest.json and bench/results/k6-chat-latest.md. Needs ../shared/tools/k6 (or
  * K6=path), redis-server and nginx. Every child (k6, replicas, Redis, nginx) is stopped on exit, on an error, on
@@ -56,12 +58,14 @@ const IDLE_MS = 2000;
 const RUNS = intArg("runs", quick ? 1 : 3, 1, 10);
 const DURATION_S = intArg("duration", quick ? 10 : 30, 5, 300);
 const BUILD = !process.argv.includes("--no-build");
+const WITH_RTT = process.argv.includes("--with-rtt");
 for (const a of process.argv.slice(2))
-  if (!/^--(runs|duration|warmup)=/.test(a) && a !== "--quick" && a !== "--no-build")
-    throw new Error(`unknown argument ${a}: --runs=N --duration=S --warmup=S --quick --no-build`);
+  if (!/^--(runs|duration|warmup)=/.test(a) && !["--quick", "--no-build", "--with-rtt"].includes(a))
+    throw new Error(`unknown argument ${a}: --runs=N --duration=S --warmup=S --with-rtt --quick --no-build`);
 if (SKIP_MS >= (DURATION_S - 5) * 1000) throw new Error("--warmup: leave at least 5 s of --duration to measure");
 
-type SetupName = "vanilla" | "ours";
+type SetupName = "vanilla" | "vanilla-rtt" | "ours";
+const SETUPS: SetupName[] = WITH_RTT ? ["vanilla", "vanilla-rtt", "ours"] : ["vanilla", "ours"];
 
 interface Running {
   url: string;
@@ -203,9 +207,9 @@ async function startOurs(): Promise<Running> {
  * The bench's vanilla cluster (bench/setups.ts: 3 replicas of bench/servers/vanilla-socketio.ts on one redis-server,
  * run as the bench runs them) behind an nginx written from the same nginx.conf as ours.
  */
-async function startVanilla(): Promise<Running> {
+async function startVanilla(roundTripFirst: boolean): Promise<Running> {
   const dir = mkdtempSync(join(tmpdir(), "k6-chat-nginx-"));
-  const vanilla = await startSetup("vanilla-cluster-3");
+  const vanilla = await startSetup(roundTripFirst ? "vanilla-rtt-cluster-3" : "vanilla-cluster-3");
   let nginx: ChildProcess | undefined;
   const stopAll = async () => {
     if (nginx) await stopChild(nginx);
@@ -278,7 +282,7 @@ interface K6Export {
 }
 
 async function measure(setup: SetupName, run: number, workDir: string): Promise<Run> {
-  const running = setup === "ours" ? await startOurs() : await startVanilla();
+  const running = setup === "ours" ? await startOurs() : await startVanilla(setup === "vanilla-rtt");
   const stop = () => running.stop();
   cleanups.add(stop);
   try {
@@ -481,7 +485,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   // Bounded: per run and setup about DURATION_S + 20 s (start, idle, connect, settle, close, stop); k6 is killed
   // at DURATION_S + 90 s, the whole harness here.
-  const deadlineS = 120 + RUNS * 2 * (DURATION_S + 120);
+  const deadlineS = 120 + RUNS * SETUPS.length * (DURATION_S + 120);
   setTimeout(() => abort(`deadline of ${deadlineS} s exceeded`, 1), deadlineS * 1000).unref();
 
   if (!existsSync(K6)) throw new Error(`k6 not found at ${K6} (set K6=/path/to/k6)`);
@@ -496,17 +500,18 @@ async function main(): Promise<void> {
   cleanups.add(async () => rmSync(workDir, { recursive: true, force: true }));
 
   console.log(
-    `k6-chat: ${RUNS} run(s) × {vanilla, ours}, ${ROOMS * ROOM_SIZE} VUs in rooms of ${ROOM_SIZE} at ${RATE} msg/s ` +
+    `k6-chat: ${RUNS} run(s) × {${SETUPS.join(", ")}}, ${ROOMS * ROOM_SIZE} VUs in rooms of ${ROOM_SIZE} at ${RATE} msg/s ` +
       `(${ROOMS * ROOM_SIZE * RATE * ROOM_SIZE} deliveries/s) for ${DURATION_S} s`,
   );
   const runs: Run[] = [];
   for (let run = 1; run <= RUNS; run++) {
-    const order: SetupName[] = run % 2 === 1 ? ["vanilla", "ours"] : ["ours", "vanilla"];
+    // Rotated (two setups: alternated) so that no setup always runs first on a warming machine.
+    const order = SETUPS.map((_, i) => SETUPS[(i + run - 1) % SETUPS.length] as SetupName);
     for (const setup of order) {
       const r = await measure(setup, run, workDir);
       runs.push(r);
       console.log(
-        `run ${run} ${setup.padEnd(7)} replicas ${f(r.replicaCpuUsPerDelivered)} µs/delivered, Redis ${f(r.redisCpuUsPerDelivered)} µs, ` +
+        `run ${run} ${setup.padEnd(11)} replicas ${f(r.replicaCpuUsPerDelivered)} µs/delivered, Redis ${f(r.redisCpuUsPerDelivered)} µs, ` +
           `nginx ${f(r.nginxCpuUsPerDelivered)} µs (window ${f(r.windowS, 1)} s), delivered ${f(r.deliveryRatio * 100, 3)} % ` +
           `(${r.delivered}/${r.expected}), p50/p95/p99 ${f(r.p50)}/${f(r.p95)}/${f(r.p99)} ms, k6 ${f(r.k6Cores)} cores ` +
           `(${f(r.k6Share * 100, 0)} % of busy ${f(r.machineCores)}), other ${f(r.otherCores)} cores, errors ${r.socketErrors}, offset gaps ${r.offsetGaps}, k6 exit ${r.k6Exit}`,
@@ -514,7 +519,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const setups = (["vanilla", "ours"] as const).map((name) => {
+  const setups = SETUPS.map((name) => {
     const mine = runs.filter((r) => r.setup === name);
     return {
       name,
@@ -522,7 +527,8 @@ async function main(): Promise<void> {
       stats: Object.fromEntries(STATS.map((s) => [s, spread(mine.map((r) => r[s]))])) as Record<Stat, Spread>,
     };
   });
-  const ratio = (s: Stat) => (setups[1]?.stats[s].median ?? NaN) / (setups[0]?.stats[s].median ?? NaN);
+  const median = (name: SetupName, s: Stat) => setups.find((x) => x.name === name)?.stats[s].median ?? NaN;
+  const ratio = (s: Stat, over: SetupName = "vanilla") => median("ours", s) / median(over, s);
   const summary = {
     workload: "k6 room-chat (loadtest/room-chat.js)",
     date: new Date().toISOString(),
@@ -545,6 +551,9 @@ async function main(): Promise<void> {
       replicaCpuUsPerDelivered: ratio("replicaCpuUsPerDelivered"),
       redisCpuUsPerDelivered: ratio("redisCpuUsPerDelivered"),
     },
+    ...(WITH_RTT
+      ? { oursOverVanillaRtt: { replicaCpuUsPerDelivered: ratio("replicaCpuUsPerDelivered", "vanilla-rtt") } }
+      : {}),
     setups,
   };
   const table = renderTable(setups);
@@ -555,7 +564,12 @@ async function main(): Promise<void> {
     `median (min–max) of the runs. CPU (user+sys of the 3 replicas, of Redis) over the steady send phase only ` +
     `(${SKIP_MS / 1000} s after the first message to the last sample while sending), per message delivered in it. ` +
     `Ours / vanilla (medians): replicas ${f(summary.oursOverVanilla.replicaCpuUsPerDelivered)}×, ` +
-    `Redis ${f(summary.oursOverVanilla.redisCpuUsPerDelivered)}×. k6 shares the cores with the clusters: its CPU ` +
+    `Redis ${f(summary.oursOverVanilla.redisCpuUsPerDelivered)}×` +
+    (summary.oursOverVanillaRtt
+      ? `; ours / vanilla-rtt (vanilla waiting one Redis round trip before each broadcast): replicas ` +
+        `${f(summary.oursOverVanillaRtt.replicaCpuUsPerDelivered)}×`
+      : "") +
+    `. k6 shares the cores with the clusters: its CPU ` +
     `(cores, and share of the machine's busy CPU in the window) is a noise indicator, and it inflates the latencies. ` +
     `Other busy cores: the machine's busy CPU in the window outside the cluster and k6 (this harness, other ` +
     `processes), another noise indicator. Idle replica cores: the 3 replicas with no client, before k6 starts.`;

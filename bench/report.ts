@@ -153,6 +153,10 @@ ${table}
   Prometheus metrics (counted per event; the bench does not scrape).
 - **vanilla** (only with \`--setups=vanilla,…\`): Socket.IO 4 as documented, in-memory adapter, the same events,
   nothing else (\`bench/servers/vanilla-socketio.ts\`).
+- **vanilla-cluster-2**, **vanilla-cluster-3**: vanilla with \`@socket.io/redis-adapter\`, one replica per process.
+  **vanilla-rtt-cluster-3**: the same, except that each room message waits for one Redis round trip (a \`PING\`)
+  before its broadcast, as any server that stores a message before delivering it must: the structural price of
+  store-then-deliver, apart from everything else ours does (chat workload only).
 - **cluster-2**, **cluster-3**: our replicas + \`redis-server\`, clients spread evenly over the replicas, the publisher
   on replica 1. Server CPU is the sum over the replicas **and Redis**.
 

@@ -194,6 +194,7 @@ async function main() {
     vanilla: [],
     "vanilla-cluster-2": [],
     "vanilla-cluster-3": [],
+    "vanilla-rtt-cluster-3": [],
     single: [],
     "cluster-2": [],
     "cluster-3": [],

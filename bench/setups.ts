@@ -13,6 +13,7 @@ export type SetupName =
   | "vanilla"
   | "vanilla-cluster-2"
   | "vanilla-cluster-3"
+  | "vanilla-rtt-cluster-3"
   | "single"
   | "cluster-2"
   | "cluster-3"
@@ -25,6 +26,7 @@ export const SETUP_NAMES: readonly SetupName[] = [
   "vanilla",
   "vanilla-cluster-2",
   "vanilla-cluster-3",
+  "vanilla-rtt-cluster-3",
   "single",
   "cluster-2",
   "cluster-3",
@@ -163,13 +165,18 @@ async function startForked(script: string, mode: Mode): Promise<RunningSetup> {
 }
 
 /** Plain Socket.IO (bench/servers/vanilla-socketio.ts) with @socket.io/redis-adapter: N replicas and Redis. */
-async function startVanillaCluster(replicas: number): Promise<RunningSetup> {
+async function startVanillaCluster(replicas: number, roundTripFirst = false): Promise<RunningSetup> {
   const children: ChildProcess[] = [];
   try {
     const redis = await startRedisServer();
     children.push(redis.child);
     const started = await Promise.allSettled(
-      Array.from({ length: replicas }, () => forkServer("vanilla-socketio.ts", { REDIS_URL: redis.url })),
+      Array.from({ length: replicas }, () =>
+        forkServer("vanilla-socketio.ts", {
+          REDIS_URL: redis.url,
+          ...(roundTripFirst ? { VANILLA_ROUND_TRIP_FIRST: "1" } : {}),
+        }),
+      ),
     );
     const servers = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
     children.push(...servers.map((s) => s.child));
@@ -278,6 +285,9 @@ export function startSetup(name: SetupName, root?: string): Promise<RunningSetup
       return startVanillaCluster(2);
     case "vanilla-cluster-3":
       return startVanillaCluster(3);
+    case "vanilla-rtt-cluster-3":
+      // The structural price of storing before delivering, apart from everything else ours does.
+      return startVanillaCluster(3, true);
     case "single":
       return startOurs(1, root);
     case "cluster-2":

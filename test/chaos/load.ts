@@ -55,6 +55,12 @@ const CLIENT_OPTIONS = {
   randomizationFactor: 0.2,
 };
 
+function causeOf(err: Error): string {
+  const description = (err as { description?: { message?: unknown; error?: { message?: unknown } } }).description;
+  const cause = description?.error?.message ?? description?.message;
+  return typeof cause === "string" ? cause : "no detail";
+}
+
 async function replicaOf(socket: Socket): Promise<string> {
   const info = (await socket.timeout(5000).emitWithAck("server-info")) as { ok: boolean; replica: string };
   return info.replica;
@@ -88,7 +94,9 @@ async function connectMember(url: string, index: number, room: string): Promise<
   socket.io.on("open", () => note("open"));
   socket.io.on("close", (reason) => note(`manager close ${reason}`));
   socket.on("connect", () => note("connect"));
-  socket.io.on("reconnect_error", (err) => member.errors.push(`reconnect_error: ${err.message}`));
+  // Engine.IO's "websocket error" alone does not say why: its `description` carries the transport's own error
+  // (a refused connection, or nginx's answer: "Unexpected server response: 502").
+  socket.io.on("reconnect_error", (err) => member.errors.push(`reconnect_error: ${err.message} (${causeOf(err)})`));
   socket.io.on("reconnect_failed", () => member.errors.push("reconnect_failed"));
   socket.on("connect_error", (err) =>
     member.errors.push(`connect_error: ${err.message} ${JSON.stringify((err as { data?: unknown }).data)}`),
