@@ -9,8 +9,8 @@
  * - **vanilla**: 3 processes of bench/servers/vanilla-socketio.ts (Socket.IO 4 + @socket.io/redis-adapter, nothing
  *   else) behind an nginx rendered from the same nginx.conf, on their own redis-server: the bench's
  *   `vanilla-cluster-3` (bench/setups.ts), run as the bench runs it (Node's type stripping, no loader);
- * - **vanilla-rtt** (with `--with-rtt`): the same, except that each room message waits for one Redis round trip
- *   before its broadcast (`vanilla-rtt-cluster-3`): the structural price of storing a message before delivering it.
+ * - **vanilla-rtt** (with `--with-rtt`): the same, except that the sender's replica delivers to its own members
+ *   after one Redis round trip, as ours does (`vanilla-rtt-cluster-3`): the price of storing before delivering.
  *
  * Every run starts a fresh cluster (a fresh Redis: nothing carried over from the previous run) and stops it after.
  *
@@ -566,7 +566,7 @@ async function main(): Promise<void> {
     `Ours / vanilla (medians): replicas ${f(summary.oursOverVanilla.replicaCpuUsPerDelivered)}×, ` +
     `Redis ${f(summary.oursOverVanilla.redisCpuUsPerDelivered)}×` +
     (summary.oursOverVanillaRtt
-      ? `; ours / vanilla-rtt (vanilla waiting one Redis round trip before each broadcast): replicas ` +
+      ? `; ours / vanilla-rtt (vanilla delivering on the sender's replica after one Redis round trip): replicas ` +
         `${f(summary.oursOverVanillaRtt.replicaCpuUsPerDelivered)}×`
       : "") +
     `. k6 shares the cores with the clusters: its CPU ` +

@@ -154,9 +154,10 @@ ${table}
 - **vanilla** (only with \`--setups=vanilla,…\`): Socket.IO 4 as documented, in-memory adapter, the same events,
   nothing else (\`bench/servers/vanilla-socketio.ts\`).
 - **vanilla-cluster-2**, **vanilla-cluster-3**: vanilla with \`@socket.io/redis-adapter\`, one replica per process.
-  **vanilla-rtt-cluster-3**: the same, except that each room message waits for one Redis round trip (a \`PING\`)
-  before its broadcast, as any server that stores a message before delivering it must: the structural price of
-  store-then-deliver, apart from everything else ours does (chat workload only).
+  **vanilla-rtt-cluster-3**: the same in the shape of ours: a room message's publish leaves at once, and the members
+  on the sender's replica get it after one Redis round trip (a \`PING\` written with the publish), as ours get it
+  from the append's reply. The structural price of storing before delivering, apart from everything else ours
+  does (chat workload only).
 - **cluster-2**, **cluster-3**: our replicas + \`redis-server\`, clients spread evenly over the replicas, the publisher
   on replica 1. Server CPU is the sum over the replicas **and Redis**.
 

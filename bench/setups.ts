@@ -174,7 +174,7 @@ async function startVanillaCluster(replicas: number, roundTripFirst = false): Pr
       Array.from({ length: replicas }, () =>
         forkServer("vanilla-socketio.ts", {
           REDIS_URL: redis.url,
-          ...(roundTripFirst ? { VANILLA_ROUND_TRIP_FIRST: "1" } : {}),
+          ...(roundTripFirst ? { VANILLA_ROUND_TRIP_FIRST: "local" } : {}),
         }),
       ),
     );
@@ -286,7 +286,8 @@ export function startSetup(name: SetupName, root?: string): Promise<RunningSetup
     case "vanilla-cluster-3":
       return startVanillaCluster(3);
     case "vanilla-rtt-cluster-3":
-      // The structural price of storing before delivering, apart from everything else ours does.
+      // Vanilla in the shape of ours (the sender's replica delivers after one Redis round trip): the price of
+      // storing before delivering, apart from everything else ours does.
       return startVanillaCluster(3, true);
     case "single":
       return startOurs(1, root);
