@@ -274,7 +274,7 @@ describe("deploy/k8s: the Kubernetes base, rendered offline", () => {
     const fqdn = `${svc.metadata?.name}.${svc.metadata?.namespace}.svc.cluster.local`;
     // One server line, by the full name (nginx's resolver ignores resolv.conf's search list), on the pods' port.
     expect(directives.match(/^\s*server\s.*$/gm)).toEqual([
-      `server ${fqdn}:${svc.spec?.ports?.[0]?.port} resolve max_fails=1 fail_timeout=5s;`,
+      `server ${fqdn}:${svc.spec?.ports?.[0]?.port} resolve max_fails=0;`,
     ]);
     expect(directives).toMatch(/^\s*zone app \d+k;$/m);
     expect(directives).toMatch(/^\s*resolver kube-dns\.kube-system\.svc\.cluster\.local valid=\d+s ipv6=off;$/m);

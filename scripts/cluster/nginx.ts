@@ -5,10 +5,9 @@ const NGINX_CONF = new URL("../../nginx/nginx.conf", import.meta.url);
 
 /** The upstream list for replicas at fixed addresses (processes, or nginx without the `resolve` parameter). */
 export function staticUpstream(addresses: string[]): string {
-  // No shared `zone` here: on nginx 1.22 with `hash`, a zone made every peer look failed during a rolling
-  // restart under load ("no live upstreams" for tens of seconds; test/chaos). Each worker keeps its own
-  // failure marks, so a polling session of a draining replica may be sent elsewhere and reconnect.
-  return addresses.map((a) => `server ${a} max_fails=1 fail_timeout=5s;`).join("\n") + "\n";
+  // max_fails=0: see nginx/upstream.static.conf (a failure mark outlives the replica's restart while websockets
+  // are open: "no live upstreams" for tens of seconds after a rolling restart; test/chaos).
+  return addresses.map((a) => `server ${a} max_fails=0;`).join("\n") + "\n";
 }
 
 /** The project's nginx.conf, listening on `listen` (an nginx listen address) instead of 5000. */
