@@ -55,7 +55,8 @@ const CLIENT_OPTIONS = {
   randomizationFactor: 0.2,
 };
 
-function causeOf(err: Error): string {
+/** Why a handshake failed: Engine.IO's "websocket error" carries the transport's own error in `description`. */
+export function causeOf(err: Error): string {
   const description = (err as { description?: { message?: unknown; error?: { message?: unknown } } }).description;
   const cause = description?.error?.message ?? description?.message;
   return typeof cause === "string" ? cause : "no detail";
