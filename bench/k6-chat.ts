@@ -207,9 +207,9 @@ async function startOurs(): Promise<Running> {
  * The bench's vanilla cluster (bench/setups.ts: 3 replicas of bench/servers/vanilla-socketio.ts on one redis-server,
  * run as the bench runs them) behind an nginx written from the same nginx.conf as ours.
  */
-async function startVanilla(roundTripFirst: boolean): Promise<Running> {
+async function startVanilla(deliverAfterRoundTrip: boolean): Promise<Running> {
   const dir = mkdtempSync(join(tmpdir(), "k6-chat-nginx-"));
-  const vanilla = await startSetup(roundTripFirst ? "vanilla-rtt-cluster-3" : "vanilla-cluster-3");
+  const vanilla = await startSetup(deliverAfterRoundTrip ? "vanilla-rtt-cluster-3" : "vanilla-cluster-3");
   let nginx: ChildProcess | undefined;
   const stopAll = async () => {
     if (nginx) await stopChild(nginx);

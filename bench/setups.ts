@@ -165,7 +165,7 @@ async function startForked(script: string, mode: Mode): Promise<RunningSetup> {
 }
 
 /** Plain Socket.IO (bench/servers/vanilla-socketio.ts) with @socket.io/redis-adapter: N replicas and Redis. */
-async function startVanillaCluster(replicas: number, roundTripFirst = false): Promise<RunningSetup> {
+async function startVanillaCluster(replicas: number, deliverAfterRoundTrip = false): Promise<RunningSetup> {
   const children: ChildProcess[] = [];
   try {
     const redis = await startRedisServer();
@@ -174,7 +174,7 @@ async function startVanillaCluster(replicas: number, roundTripFirst = false): Pr
       Array.from({ length: replicas }, () =>
         forkServer("vanilla-socketio.ts", {
           REDIS_URL: redis.url,
-          ...(roundTripFirst ? { VANILLA_ROUND_TRIP_FIRST: "local" } : {}),
+          ...(deliverAfterRoundTrip ? { VANILLA_ROUND_TRIP_FIRST: "local" } : {}),
         }),
       ),
     );

@@ -1,4 +1,3 @@
-import { io } from "socket.io-client";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   startProcessClusterOnFreePorts,
@@ -62,13 +61,11 @@ function expectNothingLost(result: LoadResult): void {
 }
 
 /** One websocket handshake through `url`, no retry: "connected", or why it failed (nginx's 502, a refusal). */
-function connectOnce(url: string): Promise<string> {
-  const socket = io(url, { transports: ["websocket"], reconnection: false, forceNew: true, timeout: 5000 });
-  return new Promise<string>((resolve) => {
-    socket.once("connect", () => resolve("connected"));
-    socket.once("connect_error", (err) => resolve(`${err.message}: ${causeOf(err)}`));
-  }).finally(() => socket.close());
-}
+const connectOnce = (url: string): Promise<string> =>
+  connect(url).then(
+    () => "connected",
+    (err: Error) => `${err.message}: ${causeOf(err)}`,
+  );
 
 function report(name: string, result: LoadResult, extra: Record<string, unknown> = {}): void {
   const delivered = result.members.reduce((sum, m) => sum + m.delivered.length, 0);
