@@ -201,8 +201,8 @@ export function roomEvents(
         return history.append(entry, feed?.position).then(
           ({ epoch, offset, duplicate }) => {
             const result = { room, epoch, offset };
-            // This replica's members get the message now when it is next in order, else from the live feed;
-            // either way the ack follows the sender's own copy.
+            // This replica's members get the message from the reply, now when it is next in order, else once the
+            // entries before it are in; either way the ack follows the sender's own copy.
             if (feed && !duplicate) feed.offer(toRoomMessage(entry, room, epoch, offset));
             const delivered = feed?.delivered(epoch, offset);
             return delivered ? delivered.then(() => result) : result;

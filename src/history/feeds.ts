@@ -81,11 +81,13 @@ export class RoomFeed {
   }
 
   /**
-   * The sender's replica delivers its own append from the append's reply, without waiting for the live copy,
-   * but only when it is the next entry in order: otherwise the live feed delivers it, in order, as any other.
+   * The sender's replica delivers its own append from the append's reply: the log sends it no live copy
+   * (src/history/redis-log.ts). Out of order (an earlier entry has not arrived yet), it waits in the queue like
+   * a live entry, and the hole before it is filled from the history. A copy delivered already is dropped.
    */
   offer(entry: RoomMessage): void {
-    if (this.isNextInOrder(entry)) this.deliver(entry);
+    if (this.has(entry.epoch, entry.offset)) return;
+    this.push(entry);
   }
 
   /** Nothing is queued, filling or catching up, and `entry` directly follows the last one delivered. */

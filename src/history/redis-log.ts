@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import type { RedisClient } from "../redis.js";
 import type { RoomMessage, RoomPosition } from "../contract.js";
 import type { Logger } from "../logger.js";
@@ -20,7 +20,10 @@ import {
  *   <prefix>v1:{r:<room>}:l    stream, entry id "<offset>-0", field r = record JSON {v, id, from, message, t?}
  *   <prefix>v1:{r:<room>}:i:<id>  "<epoch> <offset>", expires after the dedupe window
  *   <prefix>v1:{r:<room>}:u:<n>:<user>:<id>  the same for an authenticated sender's id (n: the user id's length)
- *   <prefix>v1:{r:<room>}:c    the room's live channel: "<epoch>\n<offset>\n<record>"
+ *   <prefix>v1:{r:<room>}:s    set: the replicas that follow the room live, each on a channel of its own
+ *   <prefix>v1:{r:<room>}:c:<replica>  a following replica's channel: "<epoch>\n<offset>\n<record>"
+ *   <prefix>v1:{r:<room>}:c    the room's channel, the same payload: every follower listens on it too, and an append
+ *                              publishes there only when it has listeners the set did not reach (see APPEND)
  *   <prefix>v1:gen             bumped when continuity is lost: every room then starts a new epoch
  *   <prefix>v1:beat            incremented by every replica twice a second, to notice a Redis that lost writes
  * Every key of a room and its channel share the hash tag {r:<room>}: one slot on a Redis Cluster, so the
@@ -32,8 +35,17 @@ const VERSION = 1;
 // the publish order is the offset order, for every subscriber. The limits are part of the script's text
 // (they are fixed for a process), and the channel is the room's meta key with its last letter changed: an
 // append carries only what changes per message, as it is sent once per message a client sends.
-// KEYS: meta, stream, dedupe key[, generation]. ARGV: record, known epoch, known offset, epoch token.
-const APPEND = (generation: string, publish: string, limits: HistoryLimits) => `
+//
+// The publish goes to each following replica's own channel except the appending one's: that replica delivers
+// from the reply, and a copy of its own on the room's channel would cost it one more socket read and, more
+// often than not, one more wake-up per message (bench/analysis.md, "Fifth round"). A replica whose channel has
+// no listener any more (it stopped, or its subscriber is reconnecting) leaves the set. Listeners on the room's
+// channel that the set did not reach (a replica of a version before the set, or a follower missing from the set
+// because its entry was removed or expired) get the message there; a follower that hears its room there adds
+// itself to the set again. So a follower is never left without the live feed, only without the saving.
+// KEYS: meta, stream, dedupe key, followers[, generation]. ARGV: record, known epoch, known offset, epoch token,
+// appending replica.
+const APPEND = (generation: string, pubsub: PubSubCommands, limits: HistoryLimits) => `
 ${generation}
 local m = redis.call('HMGET', KEYS[1], 'e', 'o', 'g')
 local epoch, offset = m[1], tonumber(m[2] or '0')
@@ -62,7 +74,15 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '${limits.size}', offset .. '-0', 'r', ARG
 redis.call('SET', KEYS[3], epoch .. ' ' .. offset, 'EX', '${limits.dedupeWindowS}')
 redis.call('EXPIRE', KEYS[1], '${limits.ttlS}')
 redis.call('EXPIRE', KEYS[2], '${limits.ttlS}')
-redis.call('${publish}', string.sub(KEYS[1], 1, -2) .. 'c', epoch .. '\\n' .. offset .. '\\n' .. ARGV[1])
+local payload = epoch .. '\\n' .. offset .. '\\n' .. ARGV[1]
+local channel = string.sub(KEYS[1], 1, -2) .. 'c'
+local reached = 0
+for _, replica in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  if replica == ARGV[5] then reached = reached + 1
+  elseif redis.call('${pubsub.publish}', channel .. ':' .. replica, payload) > 0 then reached = reached + 1
+  else redis.call('SREM', KEYS[4], replica) end
+end
+if redis.call('PUBSUB', '${pubsub.numsub}', channel)[2] > reached then redis.call('${pubsub.publish}', channel, payload) end
 return {epoch, offset, 0, rotated}
 `;
 
@@ -109,6 +129,17 @@ return {1, generation, found}
 `;
 
 const BEAT_MS = 500;
+
+interface PubSubCommands {
+  publish: "PUBLISH" | "SPUBLISH";
+  numsub: "NUMSUB" | "SHARDNUMSUB";
+}
+const PUBSUB: PubSubCommands = { publish: "PUBLISH", numsub: "NUMSUB" };
+// A Redis Cluster's sharded channels: published and counted in the room's slot, on its master.
+const SHARDED: PubSubCommands = { publish: "SPUBLISH", numsub: "SHARDNUMSUB" };
+
+// A follower that hears its room on the room's channel adds itself to the set again, at most this often.
+const REJOIN_MS = 1000;
 
 /** The append script's command name on the command connection (src/redis.ts keeps it out of auto-pipelining). */
 export const APPEND_COMMAND = "rtAppend";
@@ -168,16 +199,21 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   const base = `${keyPrefix}v${VERSION}:`;
   const tag = (room: string) => `${base}{r:${room}}:`;
   const channelPrefix = base + "{r:";
-  // The append script derives the same name from the meta key (`…m` → `…c`): keep the two together.
+  // The append script derives the same names from the meta key (`…m` → `…c`, `…c:<replica>`): keep them together.
   const channelOf = (room: string) => `${tag(room)}c`;
+  // This replica's name in the rooms' sets of followers, and the end of its own channels' names.
+  const replica = randomBytes(8).toString("hex");
+  const ownSuffix = `}:c:${replica}`;
+  const channelsOf = (room: string) => [channelOf(room), channelOf(room) + ":" + replica];
+  const followersOf = (room: string) => `${tag(room)}s`;
   const genKey = `${base}gen`;
   const beatKey = `${base}beat`;
   const cluster = options.cluster === true;
   // On a cluster every key of a script must be in the room's slot: no generation key there.
   const genKeys = cluster ? [] : [genKey];
   commands.defineCommand(APPEND_COMMAND, {
-    numberOfKeys: 3 + genKeys.length,
-    lua: cluster ? APPEND(GENERATION_OF_NODE, "SPUBLISH", limits) : APPEND(GENERATION_KEY(4), "PUBLISH", limits),
+    numberOfKeys: 4 + genKeys.length,
+    lua: cluster ? APPEND(GENERATION_OF_NODE, SHARDED, limits) : APPEND(GENERATION_KEY(5), PUBSUB, limits),
   });
   commands.defineCommand("rtRead", {
     numberOfKeys: 2 + genKeys.length,
@@ -203,7 +239,9 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   subscriber.on(cluster ? "smessage" : "message", (channel: string, payload: string) => {
     // The same connection hears the shard canaries (src/ops/shard-canary.ts).
     if (!channel.startsWith(channelPrefix)) return;
-    const room = channel.slice(channelPrefix.length, -"}:c".length);
+    const own = channel.endsWith(ownSuffix);
+    const room = channel.slice(channelPrefix.length, own ? -ownSuffix.length : -"}:c".length);
+    if (!own) rejoin(room);
     const a = payload.indexOf("\n");
     const b = payload.indexOf("\n", a + 1);
     const epoch = payload.slice(0, a);
@@ -229,6 +267,21 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
     }
   }
 
+  // Joins the room's set of followers (after subscribing: an append that finds a follower's channel without a
+  // listener removes it). A failure only costs the saving: the room's channel still reaches this replica.
+  const follow = (room: string): Promise<void> =>
+    Promise.all([commands.sadd(followersOf(room), replica), commands.expire(followersOf(room), limits.ttlS)]).then(
+      () => undefined,
+      (err: Error) => log.debug({ room, err: err.message }, "room followers not updated"),
+    );
+  const rejoined = new Map<string, number>();
+  const rejoin = (room: string) => {
+    const now = Date.now();
+    if (!subscribed.has(room) || now - (rejoined.get(room) ?? 0) < REJOIN_MS) return;
+    rejoined.set(room, now);
+    void follow(room);
+  };
+
   // A subscriber that reconnects may have missed messages published meanwhile: the feeds catch up from
   // the history once every room's channel is subscribed again.
   let subscriberWasReady = false;
@@ -243,7 +296,7 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
     }
     // A cluster client renews its sharded subscriptions by itself (per shard, on the current slot map).
     if (cluster) return resync("redis cluster reconnected");
-    const channels = [...subscribed].map(channelOf);
+    const channels = [...subscribed].flatMap(channelsOf);
     const again = channels.length > 0 ? subscriber.subscribe(...channels) : Promise.resolve(0);
     again.then(
       () => resync("resubscribed"),
@@ -317,11 +370,13 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
       `${prefix}m`,
       `${prefix}l`,
       prefix + dedupeKey(entry),
+      `${prefix}s`,
       ...genKeys,
       JSON.stringify(record),
       known?.epoch ?? "",
       known?.offset ?? 0,
       epochToken,
+      replica,
     );
     return appended.then(([epoch, offset, duplicate, rotated]) => {
       // A token names one new epoch: the next one gets another.
@@ -362,13 +417,18 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
 
     async subscribe(room: string): Promise<void> {
       subscribed.add(room);
-      await (cluster ? subscriber.ssubscribe(channelOf(room)) : subscriber.subscribe(channelOf(room)));
+      const channels = channelsOf(room);
+      await (cluster ? subscriber.ssubscribe(...channels) : subscriber.subscribe(...channels));
+      await follow(room);
     },
 
     unsubscribe(room: string): void {
       if (!subscribed.delete(room)) return;
-      const done = cluster ? subscriber.sunsubscribe(channelOf(room)) : subscriber.unsubscribe(channelOf(room));
+      rejoined.delete(room);
+      const channels = channelsOf(room);
+      const done = cluster ? subscriber.sunsubscribe(...channels) : subscriber.unsubscribe(...channels);
       done.catch(() => undefined);
+      commands.srem(followersOf(room), replica).catch(() => undefined);
     },
 
     onEntry: (listener, delivered) => void entryListeners.push({ listener, delivered }),
