@@ -4,7 +4,7 @@ import type { Logger } from "../logger.js";
 import { AFTER_FLUSH } from "./coalesce.js";
 import { socketIoEngine, type EngineIoResolution } from "./engine-io.js";
 
-/** A WebSocket frame as `ws` builds it: its header and its payload, written together (one writev). */
+/** A WebSocket frame, as `ws` sends a list: here its header and payload in one buffer (one plain write). */
 export type Frame = Buffer[];
 
 interface WsSender {
@@ -92,9 +92,19 @@ export function directFrames(
   };
   const afterDeferredFlush = () => queueMicrotask(uncorkAll);
   return {
-    frame: (packet) =>
+    frame: (packet) => {
       // "4": the message packet type of Engine.IO. A server frame: unmasked, final, text.
-      frameOf(Buffer.from("4" + packet), { readOnly: false, mask: false, rsv1: false, opcode: 1, fin: true }),
+      const parts = frameOf(Buffer.from("4" + packet), {
+        readOnly: false,
+        mask: false,
+        rsv1: false,
+        opcode: 1,
+        fin: true,
+      });
+      // Joined once per broadcast: `ws` sends a two-part frame with a cork, two stream writes and a writev per
+      // member, a one-part frame with one write (0.4 µs less per member, bench/analysis.md "Fifth round").
+      return parts.length === 1 ? parts : [Buffer.concat(parts)];
+    },
 
     write(raw, frame) {
       const connection = raw as EngineConnection;

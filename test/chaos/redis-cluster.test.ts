@@ -181,6 +181,59 @@ describe("Redis Cluster failover (processes: 6 redis-server nodes, 3 replicas, n
     expect(next.offset).toBe(1);
   }, 90_000);
 
+  it("publishes a room's entries to the other follower's sharded channel only, and to a listener of the room's channel", async () => {
+    const redis = await startRedisCluster();
+    redisCluster = redis;
+    const log = createLogger({ logLevel: "silent", replicaId: "test" });
+    const open = () => {
+      const connection = connectRedis({ cluster: { nodes: seedsOf(redis), password: undefined } }, log, {
+        commandTimeoutMs: 1000,
+      });
+      connections.push(connection);
+      const roomLog = createRedisLog({
+        commands: connection.pub,
+        subscriber: connection.feed,
+        cluster: true,
+        keyPrefix: "t:",
+        limits: { size: 100, ttlS: 600, dedupeWindowS: 120 },
+        commandTimeoutMs: 1000,
+        log,
+      });
+      // No `delivered` callback: a copy of its own appends would reach this listener too.
+      const heard: RoomMessage[] = [];
+      roomLog.onEntry((entry) => heard.push(entry));
+      return { connection, roomLog, heard };
+    };
+    const [a, b] = [open(), open()];
+    await Promise.all([waitReady(a.connection), waitReady(b.connection)]);
+    await Promise.all([a.roomLog.subscribe(ROOM), b.roomLog.subscribe(ROOM)]);
+    const master = await redis.masterOf(ROOM_TAG);
+    expect(await master.command("SCARD", `t:v1:${ROOM_TAG}:s`)).toBe(2);
+
+    const entry = (n: number) => ({ room: ROOM, id: `m${n}`, from: "a", message: `m${n}` });
+    for (let n = 1; n <= 3; n++) await a.roomLog.append(entry(n), undefined);
+    await eventually(() => b.heard.length === 3, 5000, "the other follower hears all three");
+    expect(b.heard.map((e) => e.offset)).toEqual([1, 2, 3]);
+    await sleep(200);
+    expect(a.heard).toEqual([]);
+
+    // A listener of the room's channel the set does not name (a replica of the previous version) gets them there.
+    const previous = connectRedis({ cluster: { nodes: seedsOf(redis), password: undefined } }, log, {
+      commandTimeoutMs: 1000,
+    });
+    connections.push(previous);
+    await waitReady(previous);
+    const onRoomChannel: string[] = [];
+    previous.feed.on("smessage", (channel: string, payload: string) => {
+      if (channel === `t:v1:${ROOM_TAG}:c`) onRoomChannel.push(payload.split("\n")[1] as string);
+    });
+    await (previous.feed as Cluster).ssubscribe(`t:v1:${ROOM_TAG}:c`);
+    await a.roomLog.append(entry(4), undefined);
+    await eventually(() => onRoomChannel.length === 1 && b.heard.length === 4, 5000, "offset 4 on the room's channel");
+    expect(onRoomChannel).toEqual(["4"]);
+    expect(b.heard.map((e) => e.offset)).toEqual([1, 2, 3, 4]);
+  }, 90_000);
+
   it("turns not healthy while a shard's master is frozen, and reports the recovery so that feeds catch up", async () => {
     // A node timeout longer than the freeze: no failover, the same master comes back.
     const redis = await startRedisCluster({ nodeTimeoutMs: 15_000 });
