@@ -45,6 +45,32 @@ const seedsOf = (c: LocalRedisCluster) =>
   });
 const waitReady = (redis: RedisConnections) => eventually(() => redis.isReady(), 10_000, "redis cluster connections");
 
+const silent = createLogger({ logLevel: "silent", replicaId: "test" });
+const connectTo = (redis: LocalRedisCluster) => {
+  const connection = connectRedis({ cluster: { nodes: seedsOf(redis), password: undefined } }, silent, {
+    commandTimeoutMs: 1000,
+  });
+  connections.push(connection);
+  return connection;
+};
+
+/** An app replica's room log on the cluster, and every live entry it hears (no `delivered`: its own copies too). */
+function openRoomLog(redis: LocalRedisCluster) {
+  const connection = connectTo(redis);
+  const roomLog = createRedisLog({
+    commands: connection.pub,
+    subscriber: connection.feed,
+    cluster: true,
+    keyPrefix: "t:",
+    limits: { size: 100, ttlS: 600, dedupeWindowS: 120 },
+    commandTimeoutMs: 1000,
+    log: silent,
+  });
+  const heard: RoomMessage[] = [];
+  roomLog.onEntry((entry) => heard.push(entry));
+  return { connection, roomLog, heard };
+}
+
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const position = (m: { epoch: string; offset: number }) => `${m.epoch}#${m.offset}`;
 
@@ -137,23 +163,7 @@ describe("Redis Cluster failover (processes: 6 redis-server nodes, 3 replicas, n
   it("starts a new epoch for a room whose master was replaced, even for a writer that never saw the old offsets", async () => {
     const redis = await startRedisCluster();
     redisCluster = redis;
-    const log = createLogger({ logLevel: "silent", replicaId: "test" });
-    const open = () => {
-      const connection = connectRedis({ cluster: { nodes: seedsOf(redis), password: undefined } }, log, {
-        commandTimeoutMs: 1000,
-      });
-      connections.push(connection);
-      const roomLog = createRedisLog({
-        commands: connection.pub,
-        subscriber: connection.feed,
-        cluster: true,
-        keyPrefix: "t:",
-        limits: { size: 100, ttlS: 600, dedupeWindowS: 120 },
-        commandTimeoutMs: 1000,
-        log,
-      });
-      return { connection, roomLog };
-    };
+    const open = () => openRoomLog(redis);
     const first = open();
     await waitReady(first.connection);
     const entry = (n: number) => ({ room: ROOM, id: `m${n}`, from: "a", message: `m${n}` });
@@ -184,26 +194,7 @@ describe("Redis Cluster failover (processes: 6 redis-server nodes, 3 replicas, n
   it("publishes a room's entries to the other follower's sharded channel only, and to a listener of the room's channel", async () => {
     const redis = await startRedisCluster();
     redisCluster = redis;
-    const log = createLogger({ logLevel: "silent", replicaId: "test" });
-    const open = () => {
-      const connection = connectRedis({ cluster: { nodes: seedsOf(redis), password: undefined } }, log, {
-        commandTimeoutMs: 1000,
-      });
-      connections.push(connection);
-      const roomLog = createRedisLog({
-        commands: connection.pub,
-        subscriber: connection.feed,
-        cluster: true,
-        keyPrefix: "t:",
-        limits: { size: 100, ttlS: 600, dedupeWindowS: 120 },
-        commandTimeoutMs: 1000,
-        log,
-      });
-      // No `delivered` callback: a copy of its own appends would reach this listener too.
-      const heard: RoomMessage[] = [];
-      roomLog.onEntry((entry) => heard.push(entry));
-      return { connection, roomLog, heard };
-    };
+    const open = () => openRoomLog(redis);
     const [a, b] = [open(), open()];
     await Promise.all([waitReady(a.connection), waitReady(b.connection)]);
     await Promise.all([a.roomLog.subscribe(ROOM), b.roomLog.subscribe(ROOM)]);
@@ -218,10 +209,7 @@ describe("Redis Cluster failover (processes: 6 redis-server nodes, 3 replicas, n
     expect(a.heard).toEqual([]);
 
     // A listener of the room's channel the set does not name (a replica of the previous version) gets them there.
-    const previous = connectRedis({ cluster: { nodes: seedsOf(redis), password: undefined } }, log, {
-      commandTimeoutMs: 1000,
-    });
-    connections.push(previous);
+    const previous = connectTo(redis);
     await waitReady(previous);
     const onRoomChannel: string[] = [];
     previous.feed.on("smessage", (channel: string, payload: string) => {
@@ -241,11 +229,7 @@ describe("Redis Cluster failover (processes: 6 redis-server nodes, 3 replicas, n
     // A node timeout longer than the freeze: no failover, the same master comes back.
     const redis = await startRedisCluster({ nodeTimeoutMs: 15_000 });
     redisCluster = redis;
-    const log = createLogger({ logLevel: "silent", replicaId: "test" });
-    const connection = connectRedis({ cluster: { nodes: seedsOf(redis), password: undefined } }, log, {
-      commandTimeoutMs: 1000,
-    });
-    connections.push(connection);
+    const connection = connectTo(redis);
     await waitReady(connection);
     let recovered = 0;
     canary = watchShardedSubscriptions({
@@ -253,7 +237,7 @@ describe("Redis Cluster failover (processes: 6 redis-server nodes, 3 replicas, n
       subscribers: [{ name: "feed", client: connection.feed as Cluster, onRecovered: () => recovered++ }],
       prefix: "t:",
       uid: "test",
-      log,
+      log: silent,
     });
     const watched = canary;
     await sleep(2500);
