@@ -91,17 +91,21 @@ describe("room followers on Redis", () => {
     ]);
   });
 
-  it("removes a follower whose channel has no listener (a replica that stopped) at the room's next append", async () => {
-    const { one, two, followers } = await twoReplicas();
+  it("removes a follower whose channel has no listener (a replica that stopped) at the room's next append, pattern subscribers or not", async () => {
+    const { one, two, followers, roomChannel } = await twoReplicas();
     const [a, b] = await members(one.url, two.url);
     const bGot = record(b, "room-message-received");
     const store = redisClient();
     await store.sadd(followers, "stopped-replica");
+    // A `PSUBSCRIBE` matching every channel (a debugging session): a publish to the stopped replica's channel reaches
+    // it, but the stopped replica is still gone.
+    const published = await watchChannels(`${roomChannel}*`);
 
     await a.emitWithAck("room-message", { room: ROOM, message: "after" });
     await eventually(() => bGot.length === 1, 3000, "delivered");
     expect(await store.sismember(followers, "stopped-replica")).toBe(0);
     expect(await store.scard(followers)).toBe(2);
+    expect(published.map((p) => p.channel).filter((c) => c.endsWith(":stopped-replica"))).toEqual([]);
   });
 
   it("still delivers to a follower missing from the set, through the room's channel, and it joins the set again", async () => {

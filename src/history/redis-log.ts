@@ -43,6 +43,9 @@ const VERSION = 1;
 // channel that the set did not reach (a replica of a version before the set, or a follower missing from the set
 // because its entry was removed or expired) get the message there; a follower that hears its room there adds
 // itself to the set again. So a follower is never left without the live feed, only without the saving.
+// Listeners are counted with NUMSUB, which counts channel subscribers only (a follower subscribes to both of
+// its channels on one connection): PUBLISH's own count includes pattern subscribers (a `PSUBSCRIBE *` while
+// debugging), which would keep stopped followers in the set and hide listeners on the room's channel.
 // KEYS: meta, stream, dedupe key, followers[, generation]. ARGV: record, known epoch, known offset, epoch token,
 // appending replica.
 const APPEND = (generation: string, pubsub: PubSubCommands, limits: HistoryLimits) => `
@@ -76,13 +79,20 @@ redis.call('EXPIRE', KEYS[1], '${limits.ttlS}')
 redis.call('EXPIRE', KEYS[2], '${limits.ttlS}')
 local payload = epoch .. '\\n' .. offset .. '\\n' .. ARGV[1]
 local channel = string.sub(KEYS[1], 1, -2) .. 'c'
+local followers = redis.call('SMEMBERS', KEYS[4])
+local channels = {}
+for i, replica in ipairs(followers) do channels[i] = channel .. ':' .. replica end
+channels[#channels + 1] = channel
+local counts = redis.call('PUBSUB', '${pubsub.numsub}', unpack(channels))
 local reached = 0
-for _, replica in ipairs(redis.call('SMEMBERS', KEYS[4])) do
-  if replica == ARGV[5] then reached = reached + 1
-  elseif redis.call('${pubsub.publish}', channel .. ':' .. replica, payload) > 0 then reached = reached + 1
-  else redis.call('SREM', KEYS[4], replica) end
+for i, replica in ipairs(followers) do
+  if counts[2 * i] == 0 then redis.call('SREM', KEYS[4], replica)
+  else
+    reached = reached + 1
+    if replica ~= ARGV[5] then redis.call('${pubsub.publish}', channels[i], payload) end
+  end
 end
-if redis.call('PUBSUB', '${pubsub.numsub}', channel)[2] > reached then redis.call('${pubsub.publish}', channel, payload) end
+if counts[2 * #channels] > reached then redis.call('${pubsub.publish}', channel, payload) end
 return {epoch, offset, 0, rotated}
 `;
 
