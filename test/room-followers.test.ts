@@ -155,6 +155,36 @@ describe("room followers on Redis", () => {
     expect(offsets(bGot)).toEqual([1, 2, 3]);
   });
 
+  it("delivers a message stored after its append timed out to the sender's replica too, and a resend of it once", async () => {
+    const own = await startRedis();
+    onCleanup(() => own.stop());
+    // A SIGSTOP'd Redis must be resumed before stop() can end it.
+    onCleanup(() => void own.child.kill("SIGCONT"));
+    const env = { REDIS_URL: own.url, REDIS_KEY_PREFIX: `t-${randomUUID()}:`, REDIS_COMMAND_TIMEOUT_MS: "400" };
+    const one = await startServer({ ...env, REPLICA_ID: "one" });
+    const two = await startServer({ ...env, REPLICA_ID: "two" });
+    await eventually(() => one.app.isReady() && two.app.isReady(), 5000, "redis ready");
+    const [sender, remote] = await members(one.url, two.url);
+    const beside = await connect(one.url);
+    await beside.emitWithAck("join-room", ROOM);
+    const besideGot = record(beside, "room-message-received");
+    const remoteGot = record(remote, "room-message-received");
+
+    // Frozen: the append waits in Redis's socket past its deadline, and runs (stored, published) once resumed.
+    own.child.kill("SIGSTOP");
+    const first = await sender.emitWithAck("room-message", { room: ROOM, message: "late", id: "late-1" });
+    own.child.kill("SIGCONT");
+    expect(first).toMatchObject({ ok: false, error: { code: "STORE_UNAVAILABLE" } });
+    // No live copy comes back to the sender's replica: its members get the message from the history.
+    await eventually(() => besideGot.length === 1 && remoteGot.length === 1, 4000, "the stored message everywhere");
+
+    const resent = await sender.emitWithAck("room-message", { room: ROOM, message: "late", id: "late-1" });
+    expect(resent).toMatchObject({ ok: true, offset: 1 });
+    await sleep(300);
+    expect(offsets(besideGot)).toEqual([1]);
+    expect(offsets(remoteGot)).toEqual([1]);
+  });
+
   it("delivers two replicas' concurrent messages to members on both in one order, with no gap and no duplicate", async () => {
     const { one, two } = await twoReplicas();
     const [a, b] = await members(one.url, two.url);

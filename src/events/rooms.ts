@@ -198,16 +198,26 @@ export function roomEvents(
         const feed = feeds.get(room);
         // The id reaches members as sent; an authenticated sender's ids are deduplicated per user.
         const entry = { room, id: id ?? randomUUID(), from: senderOf(socket), message, user: dedupeUserOf(socket) };
-        return history.append(entry, feed?.position).then(
+        feed?.appending();
+        let appended: ReturnType<typeof history.append>;
+        try {
+          appended = history.append(entry, feed?.position);
+        } catch (err) {
+          appended = Promise.reject(err as Error);
+        }
+        return appended.then(
           ({ epoch, offset, duplicate }) => {
             const result = { room, epoch, offset };
-            // This replica's members get the message from the reply, now when it is next in order, else once the
-            // entries before it are in; either way the ack follows the sender's own copy.
-            if (feed && !duplicate) feed.offer(toRoomMessage(entry, room, epoch, offset));
+            // This replica's members get the message from the reply (src/history/feeds.ts), now when it is next in
+            // order, else once the entries before it are in; either way the ack follows the sender's own copy.
+            feed?.settle(
+              duplicate ? { duplicate: { epoch, offset } } : { entry: toRoomMessage(entry, room, epoch, offset) },
+            );
             const delivered = feed?.delivered(epoch, offset);
             return delivered ? delivered.then(() => result) : result;
           },
           (err: Error) => {
+            feed?.settle("failed");
             // Once a second with a count, not once per message (a Redis outage fails every one).
             app.limited.log(
               "warn",

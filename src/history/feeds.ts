@@ -29,6 +29,10 @@ interface Waiter {
   since: number;
   resolve: () => void;
 }
+// Longest a hole waits for this replica's appends in flight before it is filled from the history.
+const OWN_REPLY_WAIT_MS = 100;
+// How long after an append failed (outcome unknown: it may be stored) the feed reads the history for it.
+const FAILED_APPEND_RESYNC_MS = 1000;
 // A hole the history cannot fill within this many pages is skipped (and logged): members detect it themselves.
 const MAX_FILL_PAGES = 20;
 
@@ -49,6 +53,10 @@ export class RoomFeed {
   private readonly held = new Map<string, Holder>();
   private waiters: Waiter[] = [];
   private waitTimer: ReturnType<typeof setInterval> | undefined;
+  private appendsInFlight = 0;
+  /** When the feed first waited on the current hole for an append in flight (0: not waiting). */
+  private holeSince = 0;
+  private retry: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     readonly room: string,
@@ -81,13 +89,35 @@ export class RoomFeed {
   }
 
   /**
-   * The sender's replica delivers its own append from the append's reply: the log sends it no live copy
-   * (src/history/redis-log.ts). Out of order (an earlier entry has not arrived yet), it waits in the queue like
-   * a live entry, and the hole before it is filled from the history. A copy delivered already is dropped.
+   * This replica appends to the room: the entry reaches this feed only from the append's reply (the log sends
+   * the appending replica no live copy, src/history/redis-log.ts). Until every append in flight is settled, a
+   * hole is waited on rather than filled from the history: another replica's entry that overtook the reply on
+   * the subscriber connection would otherwise cost a history read. Call `settle` exactly once per `appending`.
    */
-  offer(entry: RoomMessage): void {
-    if (this.has(entry.epoch, entry.offset)) return;
-    this.push(entry);
+  appending(): void {
+    this.appendsInFlight++;
+  }
+
+  /**
+   * The append's outcome. Stored: its entry is delivered now when next in order, else once the entries before it
+   * are in (a copy delivered already is dropped). A duplicate (a resend whose first reply was lost): the stored
+   * entry is read from the history unless this feed has it. Failed with an unknown outcome: it may be stored all
+   * the same, so the history is read a second later (at most one such read per feed at a time).
+   */
+  settle(outcome: { entry: RoomMessage } | { duplicate: { epoch: string; offset: number } } | "failed"): void {
+    this.appendsInFlight--;
+    if (outcome === "failed") {
+      this.retry ??= setTimeout(() => {
+        this.retry = undefined;
+        this.resync();
+      }, FAILED_APPEND_RESYNC_MS);
+      this.retry.unref?.();
+    } else if ("entry" in outcome) {
+      if (!this.has(outcome.entry.epoch, outcome.entry.offset)) this.push(outcome.entry);
+    } else if (!this.has(outcome.duplicate.epoch, outcome.duplicate.offset)) {
+      this.resyncWanted = true;
+    }
+    if (this.started && !this.busy && (this.queue.length > 0 || this.resyncWanted)) void this.drain();
   }
 
   /** Nothing is queued, filling or catching up, and `entry` directly follows the last one delivered. */
@@ -173,6 +203,7 @@ export class RoomFeed {
 
   /** The feed is dropped: nobody waits for it any more. */
   stop(): void {
+    clearTimeout(this.retry);
     this.settleWaiters(Number.POSITIVE_INFINITY);
   }
 
@@ -200,6 +231,11 @@ export class RoomFeed {
         } else if (entry.offset === this.last + 1) {
           this.queue.shift();
           this.deliver(entry);
+        } else if (this.appendsInFlight > 0 && (this.holeSince ||= Date.now()) > Date.now() - OWN_REPLY_WAIT_MS) {
+          // The hole may be this replica's own append, whose reply is on its way: settle() drains again. Not for
+          // long: under a steady stream of appends there is always one in flight, and a hole left by a lost
+          // publish must still be filled.
+          break;
         } else {
           await this.fill(entry.offset - 1);
           if (this.last < entry.offset - 1) {
@@ -255,6 +291,7 @@ export class RoomFeed {
     // A feed that started before the room had history learns its epoch from the first entry it delivers.
     this.epoch = entry.epoch;
     this.last = entry.offset;
+    this.holeSince = 0;
     if (this.waiters.length > 0) this.settleWaiters();
     if (this.held.size === 0) return this.deliverTo(entry, []);
     this.deliverTo(entry, [...this.held.keys()]);

@@ -45,11 +45,21 @@ const VERSION = 1;
 // itself to the set again. So a follower is never left without the live feed, only without the saving.
 // Listeners are counted with NUMSUB, which counts channel subscribers only (a follower subscribes to both of
 // its channels on one connection): PUBLISH's own count includes pattern subscribers (a `PSUBSCRIBE *` while
-// debugging), which would keep stopped followers in the set and hide listeners on the room's channel.
+// debugging), which would keep stopped followers in the set and hide listeners on the room's channel. A plain
+// SUBSCRIBE to a stopped follower's own channel would still keep it counted: do not listen there. The set and
+// the counts are read before the first write: a script cannot roll back, and an error after the writes would
+// leave a stored message that nobody heard (and a resend would find it a duplicate). One count per follower
+// in one call (`unpack`: a few thousand replicas per room at most, far above any deployment).
 // KEYS: meta, stream, dedupe key, followers[, generation]. ARGV: record, known epoch, known offset, epoch token,
 // appending replica.
 const APPEND = (generation: string, pubsub: PubSubCommands, limits: HistoryLimits) => `
 ${generation}
+local channel = string.sub(KEYS[1], 1, -2) .. 'c'
+local followers = redis.call('SMEMBERS', KEYS[4])
+local channels = {}
+for i, replica in ipairs(followers) do channels[i] = channel .. ':' .. replica end
+channels[#channels + 1] = channel
+local counts = redis.call('PUBSUB', '${pubsub.numsub}', unpack(channels))
 local m = redis.call('HMGET', KEYS[1], 'e', 'o', 'g')
 local epoch, offset = m[1], tonumber(m[2] or '0')
 local rotated = ''
@@ -78,12 +88,6 @@ redis.call('SET', KEYS[3], epoch .. ' ' .. offset, 'EX', '${limits.dedupeWindowS
 redis.call('EXPIRE', KEYS[1], '${limits.ttlS}')
 redis.call('EXPIRE', KEYS[2], '${limits.ttlS}')
 local payload = epoch .. '\\n' .. offset .. '\\n' .. ARGV[1]
-local channel = string.sub(KEYS[1], 1, -2) .. 'c'
-local followers = redis.call('SMEMBERS', KEYS[4])
-local channels = {}
-for i, replica in ipairs(followers) do channels[i] = channel .. ':' .. replica end
-channels[#channels + 1] = channel
-local counts = redis.call('PUBSUB', '${pubsub.numsub}', unpack(channels))
 local reached = 0
 for i, replica in ipairs(followers) do
   if counts[2 * i] == 0 then redis.call('SREM', KEYS[4], replica)
