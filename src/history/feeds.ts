@@ -54,6 +54,8 @@ export class RoomFeed {
   private waiters: Waiter[] = [];
   private waitTimer: ReturnType<typeof setInterval> | undefined;
   private appendsInFlight = 0;
+  /** The pending resync only looks for an append that failed: a read failure is not worth a warning per room. */
+  private quietResync = false;
   /** When the feed first waited on the current hole for an append in flight (0: not waiting). */
   private holeSince = 0;
   private retry: ReturnType<typeof setTimeout> | undefined;
@@ -109,7 +111,10 @@ export class RoomFeed {
     if (outcome === "failed") {
       this.retry ??= setTimeout(() => {
         this.retry = undefined;
-        this.resync();
+        // Redis is likely still away: the failure was logged (rate-limited) with the append's, not once per room.
+        this.quietResync = !this.resyncWanted || this.quietResync;
+        this.resyncWanted = true;
+        if (this.started && !this.busy) void this.drain();
       }, FAILED_APPEND_RESYNC_MS);
       this.retry.unref?.();
     } else if ("entry" in outcome) {
@@ -134,6 +139,7 @@ export class RoomFeed {
   /** The live feed may have missed entries: read the history after `last` before anything else. */
   resync(): void {
     this.resyncWanted = true;
+    this.quietResync = false;
     if (this.started && !this.busy) void this.drain();
   }
 
@@ -216,8 +222,10 @@ export class RoomFeed {
     try {
       while (this.queue.length > 0 || this.resyncWanted) {
         if (this.resyncWanted) {
+          const quiet = this.quietResync;
           this.resyncWanted = false;
-          await this.fill(Number.MAX_SAFE_INTEGER);
+          this.quietResync = false;
+          await this.fill(Number.MAX_SAFE_INTEGER, quiet);
           continue;
         }
         const entry = this.queue[0] as RoomMessage;
@@ -250,13 +258,15 @@ export class RoomFeed {
   }
 
   /** Delivers the history after `last`, up to `target`, page by page. */
-  private async fill(target: number): Promise<void> {
+  private async fill(target: number, quiet = false): Promise<void> {
     for (let pages = 0; this.last < target && pages < MAX_FILL_PAGES; pages++) {
       let page: HistoryPage;
       try {
         page = await this.log.read(this.room, this.position, Math.min(PAGE, target - this.last));
       } catch (err) {
-        this.logger.warn({ room: this.room, err: (err as Error).message }, "room feed cannot read history");
+        const fields = { room: this.room, err: (err as Error).message };
+        if (quiet) this.logger.debug(fields, "room feed cannot read history after a failed append");
+        else this.logger.warn(fields, "room feed cannot read history");
         return;
       }
       if (!page.recovered) {
