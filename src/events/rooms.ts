@@ -198,14 +198,7 @@ export function roomEvents(
         const feed = feeds.get(room);
         // The id reaches members as sent; an authenticated sender's ids are deduplicated per user.
         const entry = { room, id: id ?? randomUUID(), from: senderOf(socket), message, user: dedupeUserOf(socket) };
-        feed?.appending();
-        let appended: ReturnType<typeof history.append>;
-        try {
-          appended = history.append(entry, feed?.position);
-        } catch (err) {
-          appended = Promise.reject(err as Error);
-        }
-        return appended.then(
+        return history.append(entry, feed?.position).then(
           ({ epoch, offset, duplicate }) => {
             const result = { room, epoch, offset };
             // This replica's members get the message from the reply (src/history/feeds.ts), now when it is next in

@@ -29,8 +29,6 @@ interface Waiter {
   since: number;
   resolve: () => void;
 }
-// Longest a hole waits for this replica's appends in flight before it is filled from the history.
-const OWN_REPLY_WAIT_MS = 100;
 // How long after an append failed (outcome unknown: it may be stored) the feed reads the history for it.
 const FAILED_APPEND_RESYNC_MS = 1000;
 // A hole the history cannot fill within this many pages is skipped (and logged): members detect it themselves.
@@ -53,11 +51,8 @@ export class RoomFeed {
   private readonly held = new Map<string, Holder>();
   private waiters: Waiter[] = [];
   private waitTimer: ReturnType<typeof setInterval> | undefined;
-  private appendsInFlight = 0;
   /** The pending resync only looks for an append that failed: a read failure is not worth a warning per room. */
   private quietResync = false;
-  /** When the feed first waited on the current hole for an append in flight (0: not waiting). */
-  private holeSince = 0;
   private retry: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -91,23 +86,14 @@ export class RoomFeed {
   }
 
   /**
-   * This replica appends to the room: the entry reaches this feed only from the append's reply (the log sends
-   * the appending replica no live copy, src/history/redis-log.ts). Until every append in flight is settled, a
-   * hole is waited on rather than filled from the history: another replica's entry that overtook the reply on
-   * the subscriber connection would otherwise cost a history read. Call `settle` exactly once per `appending`.
-   */
-  appending(): void {
-    this.appendsInFlight++;
-  }
-
-  /**
-   * The append's outcome. Stored: its entry is delivered now when next in order, else once the entries before it
-   * are in (a copy delivered already is dropped). A duplicate (a resend whose first reply was lost): the stored
-   * entry is read from the history unless this feed has it. Failed with an unknown outcome: it may be stored all
-   * the same, so the history is read a second later (at most one such read per feed at a time).
+   * This replica's append to the room, settled: its entry reaches this feed only from here (the log sends the
+   * appending replica no live copy, src/history/redis-log.ts). Stored: its entry is delivered now when next in
+   * order, else once the entries before it are in (a copy delivered already is dropped). A duplicate (a resend
+   * whose first reply was lost): the stored entry is read from the history unless this feed has it. Failed with
+   * an unknown outcome: it may be stored all the same, so the history is read a second later (at most one such
+   * read per feed at a time; a subscriber that reconnects reads it again, src/history/redis-log.ts).
    */
   settle(outcome: { entry: RoomMessage } | { duplicate: { epoch: string; offset: number } } | "failed"): void {
-    this.appendsInFlight--;
     if (outcome === "failed") {
       this.retry ??= setTimeout(() => {
         this.retry = undefined;
@@ -239,11 +225,6 @@ export class RoomFeed {
         } else if (entry.offset === this.last + 1) {
           this.queue.shift();
           this.deliver(entry);
-        } else if (this.appendsInFlight > 0 && (this.holeSince ||= Date.now()) > Date.now() - OWN_REPLY_WAIT_MS) {
-          // The hole may be this replica's own append, whose reply is on its way: settle() drains again. Not for
-          // long: under a steady stream of appends there is always one in flight, and a hole left by a lost
-          // publish must still be filled.
-          break;
         } else {
           await this.fill(entry.offset - 1);
           if (this.last < entry.offset - 1) {
@@ -301,7 +282,6 @@ export class RoomFeed {
     // A feed that started before the room had history learns its epoch from the first entry it delivers.
     this.epoch = entry.epoch;
     this.last = entry.offset;
-    this.holeSince = 0;
     if (this.waiters.length > 0) this.settleWaiters();
     if (this.held.size === 0) return this.deliverTo(entry, []);
     this.deliverTo(entry, [...this.held.keys()]);
