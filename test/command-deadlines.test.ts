@@ -2,18 +2,10 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import { COMMAND_TIMED_OUT, enforceCommandDeadlines } from "../src/ops/command-deadlines.js";
-import { startRedis } from "./support/redis.js";
+import { startFreezableRedis } from "./support/redis.js";
 import { cleanupAll, connect, onCleanup, startServer } from "./support/server.js";
 
 afterEach(cleanupAll);
-
-async function frozenLater() {
-  const redis = await startRedis();
-  onCleanup(() => redis.stop());
-  // A SIGSTOP'd Redis must be resumed before stop() can end it.
-  onCleanup(() => void redis.child.kill("SIGCONT"));
-  return redis;
-}
 
 async function client(url: string): Promise<Redis> {
   // As the app's command connection: no per-command timer of ioredis's own, no offline queue.
@@ -37,7 +29,7 @@ async function timed(promise: Promise<unknown>): Promise<{ ms: number; error?: s
 
 describe("command deadlines (one timer for every command of a connection)", () => {
   it("fails every command a frozen Redis leaves unanswered, each within 1.25× the timeout, and none sooner", async () => {
-    const redis = await frozenLater();
+    const redis = await startFreezableRedis();
     const commands = await client(redis.url);
     const deadlines = enforceCommandDeadlines(commands, 400);
     onCleanup(() => deadlines.stop());
@@ -61,7 +53,7 @@ describe("command deadlines (one timer for every command of a connection)", () =
   });
 
   it("never fails a command that is answered, however many are in flight", async () => {
-    const redis = await frozenLater();
+    const redis = await startFreezableRedis();
     const commands = await client(redis.url);
     // A timeout far above Redis's answer time here, checked every 12 ms while thousands of commands come and go.
     const deadlines = enforceCommandDeadlines(commands, 50);
@@ -77,7 +69,7 @@ describe("command deadlines (one timer for every command of a connection)", () =
   });
 
   it("answers a room message STORE_UNAVAILABLE once Redis has not answered within REDIS_COMMAND_TIMEOUT_MS", async () => {
-    const redis = await frozenLater();
+    const redis = await startFreezableRedis();
     const server = await startServer({
       REDIS_URL: redis.url,
       REDIS_KEY_PREFIX: `t-${randomUUID()}:`,

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { freePort, startRedis } from "./support/redis.js";
+import { freePort, startFreezableRedis, startRedis } from "./support/redis.js";
 import { startLoggedServer } from "./support/capture-log.js";
 import {
   cleanupAll,
@@ -21,10 +21,7 @@ const readyz = (url: string) => fetch(`${url}/readyz`).then((r) => r.status);
 const post = (url: string) => postJson(`${url}/api/posts`, { title: "t", body: "b" });
 
 async function redisWithApps(count: number) {
-  const redis = await startRedis();
-  onCleanup(() => redis.stop());
-  // SIGSTOP'd processes must be resumed before stop() can end them.
-  onCleanup(() => void redis.child.kill("SIGCONT"));
+  const redis = await startFreezableRedis();
   const prefix = `t-${randomUUID()}:`;
   const servers = [];
   for (let i = 0; i < count; i++) {

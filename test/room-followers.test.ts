@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { RoomMessage } from "../src/contract.js";
-import { startRedis, type RedisServer } from "./support/redis.js";
+import { startFreezableRedis, startRedis, type RedisServer } from "./support/redis.js";
 import {
   cleanupAll,
   connect,
@@ -26,9 +26,9 @@ afterEach(cleanupAll);
 
 const ROOM = "followed";
 
-async function twoReplicas() {
+async function twoReplicas(on: RedisServer = redis, extraEnv: Record<string, string> = {}) {
   const prefix = `t-${randomUUID()}:`;
-  const env = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, RATE_LIMIT_EVENTS_PER_S: "0" };
+  const env = { REDIS_URL: on.url, REDIS_KEY_PREFIX: prefix, RATE_LIMIT_EVENTS_PER_S: "0", ...extraEnv };
   const one = await startServer({ ...env, REPLICA_ID: "one" });
   const two = await startServer({ ...env, REPLICA_ID: "two" });
   await eventually(() => one.app.isReady() && two.app.isReady(), 5000, "redis ready");
@@ -156,14 +156,8 @@ describe("room followers on Redis", () => {
   });
 
   it("delivers a message stored after its append timed out to the sender's replica too, and a resend of it once", async () => {
-    const own = await startRedis();
-    onCleanup(() => own.stop());
-    // A SIGSTOP'd Redis must be resumed before stop() can end it.
-    onCleanup(() => void own.child.kill("SIGCONT"));
-    const env = { REDIS_URL: own.url, REDIS_KEY_PREFIX: `t-${randomUUID()}:`, REDIS_COMMAND_TIMEOUT_MS: "400" };
-    const one = await startServer({ ...env, REPLICA_ID: "one" });
-    const two = await startServer({ ...env, REPLICA_ID: "two" });
-    await eventually(() => one.app.isReady() && two.app.isReady(), 5000, "redis ready");
+    const own = await startFreezableRedis();
+    const { one, two } = await twoReplicas(own, { REDIS_COMMAND_TIMEOUT_MS: "400" });
     const [sender, remote] = await members(one.url, two.url);
     const beside = await connect(one.url);
     await beside.emitWithAck("join-room", ROOM);

@@ -98,17 +98,14 @@ export class RoomFeed {
       this.retry ??= setTimeout(() => {
         this.retry = undefined;
         // Redis is likely still away: the failure was logged (rate-limited) with the append's, not once per room.
-        this.quietResync = !this.resyncWanted || this.quietResync;
-        this.resyncWanted = true;
-        if (this.started && !this.busy) void this.drain();
+        this.resync(true);
       }, FAILED_APPEND_RESYNC_MS);
-      this.retry.unref?.();
+      this.retry.unref();
     } else if ("entry" in outcome) {
       if (!this.has(outcome.entry.epoch, outcome.entry.offset)) this.push(outcome.entry);
     } else if (!this.has(outcome.duplicate.epoch, outcome.duplicate.offset)) {
-      this.resyncWanted = true;
+      this.resync();
     }
-    if (this.started && !this.busy && (this.queue.length > 0 || this.resyncWanted)) void this.drain();
   }
 
   /** Nothing is queued, filling or catching up, and `entry` directly follows the last one delivered. */
@@ -122,10 +119,13 @@ export class RoomFeed {
     return this.started && epoch === this.epoch && offset <= this.last;
   }
 
-  /** The live feed may have missed entries: read the history after `last` before anything else. */
-  resync(): void {
+  /**
+   * The live feed may have missed entries: read the history after `last` before anything else. `quiet`: a read
+   * failure is logged at debug (it does not quiet a resync already asked for without it).
+   */
+  resync(quiet = false): void {
+    this.quietResync = quiet && (this.quietResync || !this.resyncWanted);
     this.resyncWanted = true;
-    this.quietResync = false;
     if (this.started && !this.busy) void this.drain();
   }
 

@@ -218,7 +218,10 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
   // This replica's name in the rooms' sets of followers, and the end of its own channels' names.
   const replica = randomBytes(8).toString("hex");
   const ownSuffix = `}:c:${replica}`;
-  const channelsOf = (room: string) => [channelOf(room), channelOf(room) + ":" + replica];
+  const channelsOf = (room: string) => {
+    const channel = channelOf(room);
+    return [channel, `${channel}:${replica}`];
+  };
   const followersOf = (room: string) => `${tag(room)}s`;
   const genKey = `${base}gen`;
   const beatKey = `${base}beat`;
@@ -260,7 +263,8 @@ export function createRedisLog(options: RedisLogOptions): RoomLog {
     const b = payload.indexOf("\n", a + 1);
     const epoch = payload.slice(0, a);
     const offset = Number(payload.slice(a + 1, b));
-    // The appending replica's own copy, already delivered from the append's reply: not parsed again.
+    // A copy this replica has delivered already (its own append heard on the room's channel, or a follower's second
+    // copy while the room's channel has other listeners): not parsed again.
     if (deliveredByAll(room, epoch, offset)) {
       const t = sampledAt(payload);
       if (t !== undefined) observeSample(t);
