@@ -111,7 +111,11 @@ export interface ChatRun {
   max: number;
   /** Deliveries to a member on another replica than the sender's; NaN with one replica. */
   remoteP99: number;
+  remoteP50: number;
   remoteSamples: number;
+  /** Deliveries to a member on the sender's own replica. */
+  localP50: number;
+  localP99: number;
   /**
    * Noise: cores busy during the measured phase outside the server processes (the load processes, the
    * orchestrator, and anything else on the machine), and cores stolen by the hypervisor.
@@ -277,11 +281,15 @@ async function measureWindow(group: Prepared[], p: ChatParams): Promise<ChatRun[
       if (s.firstFailure) console.log(`  ${g.ref.label}: ${s.failed} failed acks, first: ${s.firstFailure}`);
       const samples = await Promise.all(
         g.workers.map((w) =>
-          w.ask<{ latencies: number[]; remoteLatencies: number[] }>({ cmd: "latencies" }, "latencies"),
+          w.ask<{ latencies: number[]; remoteLatencies: number[]; localLatencies: number[] }>(
+            { cmd: "latencies" },
+            "latencies",
+          ),
         ),
       );
       const all = samples.flatMap((x) => x.latencies).sort((x, y) => x - y);
       const remote = samples.flatMap((x) => x.remoteLatencies).sort((x, y) => x - y);
+      const local = samples.flatMap((x) => x.localLatencies).sort((x, y) => x - y);
       const delivered = Math.max(1, s.delivered);
       const expected = (sent[i] as number) * p.roomSize;
       const idleCpu = idlePidsOf(g, p).length > 0 ? used.idle - (quiet[i] as number) : NaN;
@@ -305,7 +313,10 @@ async function measureWindow(group: Prepared[], p: ChatParams): Promise<ChatRun[
         p99: percentile(all, 99),
         max: percentile(all, 100),
         remoteP99: g.setup.urls.length > 1 ? percentile(remote, 99) : NaN,
+        remoteP50: g.setup.urls.length > 1 ? percentile(remote, 50) : NaN,
         remoteSamples: remote.length,
+        localP50: percentile(local, 50),
+        localP99: percentile(local, 99),
         otherCores,
         stealCores,
       };
@@ -344,6 +355,9 @@ const METRICS = [
   "p50",
   "p99",
   "remoteP99",
+  "remoteP50",
+  "localP50",
+  "localP99",
   "otherCores",
 ] as const;
 type Metric = (typeof METRICS)[number];
@@ -528,7 +542,8 @@ export async function runChat(
           `chat run ${run + 1} ${ref.label.padEnd(17)} replicas ${f(r.replicaCpuUsPerMsg)} µs/delivered, Redis ${f(r.redisCpuUsPerMsg)} µs, ` +
             `${f(r.replicaWritesPerMsg, 3)} writes, ${f(r.replicaReadsPerMsg, 3)} reads, ` +
             `${f(r.replicaWakeupsPerMsg, 3)} wake-ups, ${f(r.replicaSysShare * 100, 0)} % sys, delivered ${f(r.deliveryRatio * 100)} %, ` +
-            `p50 ${f(r.p50)} ms, p99 ${f(r.p99)} ms, cross-replica p99 ${f(r.remoteP99)} ms, ${f(r.sendRate, 0)} msg/s sent, ` +
+            `p50 ${f(r.p50)} ms, p99 ${f(r.p99)} ms, cross-replica p50/p99 ${f(r.remoteP50)}/${f(r.remoteP99)} ms, ` +
+            `own-replica p50/p99 ${f(r.localP50)}/${f(r.localP99)} ms, ${f(r.sendRate, 0)} msg/s sent, ` +
             `other busy cores ${f(r.otherCores)}, steal ${f(r.stealCores)}`,
         );
       });

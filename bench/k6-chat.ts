@@ -2,7 +2,9 @@
  * The room-chat workload with the real k6 (loadtest/room-chat.js): 200 virtual users in rooms of 20, each sending
  * one room message per second (about 4,000 deliveries/s), through nginx (the project's nginx.conf, session-id
  * routing), three replicas and Redis. Two clusters on the same machine, interleaved run by run (the order
- * alternates):
+ * alternates), or with `--together` measured at the same time: one k6 process drives both (loadtest/room-chat.js
+ * with TARGETS: one scenario per cluster on the same schedule, their senders interleaved), so the machine's drift
+ * from one run to the next is in both sides of a run's ratio instead of between them:
  *
  * - **ours**: `startProcessCluster` (scripts/cluster/processes.ts) with `runtime: "dist"`: redis-server, 3 replicas
  *   of the compiled dist/main.js with every feature on (validation, metrics, JSON logs at `info`), nginx;
@@ -22,9 +24,9 @@
  * CPU/s with no client before k6 starts, and the CPU of the whole k6 run per delivered message). Delivered messages
  * in the window = messages_expected counted by k6 in the window × k6's final delivery ratio (room_delivery).
  *
- *   npx tsx bench/k6-chat.ts [--runs=3] [--duration=30] [--warmup=1] [--with-rtt] [--quick] [--no-build]
+ *   npx tsx bench/k6-chat.ts [--runs=3] [--duration=30] [--warmup=1] [--with-rtt] [--together] [--quick] [--no-build]
  *
- * Writes bench/results/k6-chat-latest.json and bench/results/k6-chat-latest.md. Needs ../shared/tools/k6 (or
+ * Writes bench/results/k6-chat-latest.json and .md (k6-chat-together-latest.* with --together). Needs ../shared/tools/k6 (or
  * K6=path), redis-server and nginx. Every child (k6, replicas, Redis, nginx) is stopped on exit, on an error, on
  * SIGINT / SIGTERM and after an overall deadline.
  */
@@ -59,9 +61,11 @@ const RUNS = intArg("runs", quick ? 1 : 3, 1, 10);
 const DURATION_S = intArg("duration", quick ? 10 : 30, 5, 300);
 const BUILD = !process.argv.includes("--no-build");
 const WITH_RTT = process.argv.includes("--with-rtt");
+const TOGETHER = process.argv.includes("--together");
+const FLAGS = ["--quick", "--no-build", "--with-rtt", "--together"];
 for (const a of process.argv.slice(2))
-  if (!/^--(runs|duration|warmup)=/.test(a) && !["--quick", "--no-build", "--with-rtt"].includes(a))
-    throw new Error(`unknown argument ${a}: --runs=N --duration=S --warmup=S --with-rtt --quick --no-build`);
+  if (!/^--(runs|duration|warmup)=/.test(a) && !FLAGS.includes(a))
+    throw new Error(`unknown argument ${a}: --runs=N --duration=S --warmup=S ${FLAGS.join(" ")}`);
 if (SKIP_MS >= (DURATION_S - 5) * 1000) throw new Error("--warmup: leave at least 5 s of --duration to measure");
 
 type SetupName = "vanilla" | "vanilla-rtt" | "ours";
@@ -72,19 +76,6 @@ interface Running {
   replicaPids: number[];
   redisPid: number;
   stop(): Promise<void>;
-}
-
-/** One sample of the k6 run: k6's live counters and the CPU nanoseconds of each group of processes. */
-interface Sample {
-  t: number;
-  sent: number;
-  expected: number;
-  replicas: number;
-  redis: number;
-  nginx: number;
-  k6: number;
-  /** Busy seconds of the whole machine (all cores). */
-  machine: number;
 }
 
 interface Run {
@@ -253,7 +244,7 @@ async function startVanilla(deliverAfterRoundTrip: boolean): Promise<Running> {
 
 const cpuNs = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuNanoseconds(pid), 0);
 
-/** nginx master and workers started for `url`'s cluster: descendants named nginx (one cluster runs at a time). */
+/** Every nginx master and worker this harness started (descendants named nginx). */
 function nginxPids(): number[] {
   return descendants().filter((pid) => {
     try {
@@ -267,7 +258,7 @@ function nginxPids(): number[] {
 /** A counter of k6's REST API: 0 before its first sample (404), NaN while the API does not answer. */
 async function k6Counter(api: string, name: string): Promise<number> {
   try {
-    const res = await fetch(`${api}/v1/metrics/${name}`);
+    const res = await fetch(`${api}/v1/metrics/${encodeURIComponent(name)}`);
     if (res.status === 404) return (await res.arrayBuffer(), 0);
     if (res.status !== 200) return (await res.arrayBuffer(), NaN);
     const body = (await res.json()) as { data?: { attributes?: { sample?: { count?: number } } } };
@@ -281,102 +272,146 @@ interface K6Export {
   metrics: Record<string, Record<string, number | undefined>>;
 }
 
-async function measure(setup: SetupName, run: number, workDir: string): Promise<Run> {
-  const running = setup === "ours" ? await startOurs() : await startVanilla(setup === "vanilla-rtt");
-  const stop = () => running.stop();
-  cleanups.add(stop);
+const startSetupNamed = (setup: SetupName) => (setup === "ours" ? startOurs() : startVanilla(setup === "vanilla-rtt"));
+
+/** One k6 run against `setups` at once (TARGETS: one scenario each, the same schedule); one Run per setup. */
+async function measure(setups: SetupName[], run: number, workDir: string): Promise<Run[]> {
+  const clusters: { setup: SetupName; running: Running; nginx: number[] }[] = [];
+  const stops: (() => Promise<void>)[] = [];
   try {
-    const nginx = nginxPids();
-    const cpuNow = (k6Pid?: number): Omit<Sample, "sent" | "expected"> => ({
-      t: performance.now(),
+    for (const setup of setups) {
+      const before = new Set(nginxPids());
+      const running = await startSetupNamed(setup);
+      const stop = () => running.stop();
+      stops.push(stop);
+      cleanups.add(stop);
+      // Its nginx: the master and workers that were not there before it started.
+      clusters.push({ setup, running, nginx: nginxPids().filter((pid) => !before.has(pid)) });
+    }
+    return await measureRunning(clusters, run, workDir);
+  } finally {
+    // Unless an abort already took them over (cleanupAll removes what it runs).
+    for (const stop of stops.reverse()) if (cleanups.delete(stop)) await stop();
+  }
+}
+
+/** The CPU nanoseconds of one cluster's groups of processes, now. */
+interface ClusterCpu {
+  replicas: number;
+  redis: number;
+  nginx: number;
+}
+
+async function measureRunning(
+  clusters: { setup: SetupName; running: Running; nginx: number[] }[],
+  run: number,
+  workDir: string,
+): Promise<Run[]> {
+  const clusterCpu = (): ClusterCpu[] =>
+    clusters.map(({ running, nginx }) => ({
       replicas: cpuNs(running.replicaPids),
       redis: cpuNanoseconds(running.redisPid),
       nginx: cpuNs(nginx),
-      k6: k6Pid === undefined ? 0 : cpuNanoseconds(k6Pid),
-      machine: machineCpu().busy,
+    }));
+  const cpuNow = (k6Pid?: number) => ({
+    t: performance.now(),
+    clusters: clusterCpu(),
+    k6: k6Pid === undefined ? 0 : cpuNanoseconds(k6Pid),
+    machine: machineCpu().busy,
+  });
+
+  // Idle: the clusters with no client at all.
+  await new Promise((r) => setTimeout(r, 500));
+  const idle0 = cpuNow();
+  await new Promise((r) => setTimeout(r, IDLE_MS));
+  const idle1 = cpuNow();
+  const idleS = (idle1.t - idle0.t) / 1000;
+
+  const label = clusters.map((c) => c.setup).join("+");
+  const apiPort = await freePort();
+  const api = `http://127.0.0.1:${apiPort}`;
+  const summaryFile = join(workDir, `${label}-${run}.json`);
+  const outFile = join(workDir, `${label}-${run}.txt`);
+  const targets = clusters.map((c) => `${c.setup}=${c.running.url}`).join(",");
+  const env = { ROOM_SIZE, ROOMS, RATE, DURATION_S, TARGETS: targets, PROFILE: "ci" };
+  const k6 = spawn(
+    K6,
+    [
+      "run",
+      "--quiet",
+      "--no-color",
+      "--no-usage-report",
+      "--address",
+      `127.0.0.1:${apiPort}`,
+      "--summary-export",
+      summaryFile,
+      ...Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
+      "loadtest/room-chat.js",
+    ],
+    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const k6Stop = async () => {
+    k6.kill("SIGKILL");
+    await waitForExit(k6, 5000);
+  };
+  cleanups.add(k6Stop);
+  const output: Buffer[] = [];
+  k6.stdout.on("data", (d: Buffer) => output.push(d));
+  k6.stderr.on("data", (d: Buffer) => output.push(d));
+  const exited = new Promise<number | string>((resolve) =>
+    k6.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
+  );
+  let done = false;
+  void exited.then(() => (done = true));
+  // k6's own maxDuration is DURATION_S + 60 s; past that plus a margin, SIGINT (it still writes its summary),
+  // then SIGKILL.
+  const killTimer = setTimeout(
+    () => {
+      console.error(`k6 (${label}, run ${run}) past its time limit: SIGINT`);
+      k6.kill("SIGINT");
+      setTimeout(() => k6.kill("SIGKILL"), 10_000).unref();
+    },
+    (DURATION_S + 90) * 1000,
+  );
+
+  const k6Started = performance.now();
+  type Sample = ReturnType<typeof cpuNow> & { sent: number[]; expected: number[] };
+  const samples: Sample[] = [];
+  const take = async () => {
+    const counts = await Promise.all(
+      clusters.flatMap(({ setup }) => [
+        k6Counter(api, `messages_sent{scenario:${setup}}`),
+        k6Counter(api, `messages_expected{scenario:${setup}}`),
+      ]),
+    );
+    if (done || counts.some(Number.isNaN)) return;
+    samples.push({
+      ...cpuNow(k6.pid),
+      sent: counts.filter((_, i) => i % 2 === 0),
+      expected: counts.filter((_, i) => i % 2 === 1),
     });
-
-    // Idle: the cluster with no client at all.
-    await new Promise((r) => setTimeout(r, 500));
-    const idle0 = cpuNow();
-    await new Promise((r) => setTimeout(r, IDLE_MS));
-    const idle1 = cpuNow();
-    const idleS = (idle1.t - idle0.t) / 1000;
-
-    const apiPort = await freePort();
-    const api = `http://127.0.0.1:${apiPort}`;
-    const summaryFile = join(workDir, `${setup}-${run}.json`);
-    const outFile = join(workDir, `${setup}-${run}.txt`);
-    const env = { ROOM_SIZE, ROOMS, RATE, DURATION_S, BASE_URL: running.url, PROFILE: "ci" };
-    const k6 = spawn(
-      K6,
-      [
-        "run",
-        "--quiet",
-        "--no-color",
-        "--no-usage-report",
-        "--address",
-        `127.0.0.1:${apiPort}`,
-        "--summary-export",
-        summaryFile,
-        ...Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
-        "loadtest/room-chat.js",
-      ],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+  };
+  const start = cpuNow(k6.pid);
+  while (!done) {
+    const next = performance.now() + SAMPLE_MS;
+    await take().catch(() => undefined);
+    const wait = next - performance.now();
+    if (wait > 0) await Promise.race([new Promise((r) => setTimeout(r, wait)), exited]);
+  }
+  const k6Exit = await exited;
+  clearTimeout(killTimer);
+  cleanups.delete(k6Stop);
+  const k6Seconds = (performance.now() - k6Started) / 1000;
+  const end = cpuNow();
+  writeFileSync(outFile, Buffer.concat(output));
+  if (!existsSync(summaryFile))
+    throw new Error(
+      `k6 (${label}) wrote no summary (exit ${k6Exit}): ${Buffer.concat(output).toString().slice(-2000)}`,
     );
-    const k6Stop = async () => {
-      k6.kill("SIGKILL");
-      await waitForExit(k6, 5000);
-    };
-    cleanups.add(k6Stop);
-    const output: Buffer[] = [];
-    k6.stdout.on("data", (d: Buffer) => output.push(d));
-    k6.stderr.on("data", (d: Buffer) => output.push(d));
-    const exited = new Promise<number | string>((resolve) =>
-      k6.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
-    );
-    let done = false;
-    void exited.then(() => (done = true));
-    // k6's own maxDuration is DURATION_S + 60 s; past that plus a margin, SIGINT (it still writes its summary),
-    // then SIGKILL.
-    const killTimer = setTimeout(
-      () => {
-        console.error(`k6 (${setup}, run ${run}) past its time limit: SIGINT`);
-        k6.kill("SIGINT");
-        setTimeout(() => k6.kill("SIGKILL"), 10_000).unref();
-      },
-      (DURATION_S + 90) * 1000,
-    );
+  const { metrics } = JSON.parse(readFileSync(summaryFile, "utf8")) as K6Export;
 
-    const k6Started = performance.now();
-    const samples: Sample[] = [];
-    const take = async () => {
-      const [sent, expected] = await Promise.all([
-        k6Counter(api, "messages_sent"),
-        k6Counter(api, "messages_expected"),
-      ]);
-      if (done || Number.isNaN(sent) || Number.isNaN(expected)) return;
-      samples.push({ ...cpuNow(k6.pid), sent, expected });
-    };
-    const start = cpuNow(k6.pid);
-    while (!done) {
-      const next = performance.now() + SAMPLE_MS;
-      await take().catch(() => undefined);
-      const wait = next - performance.now();
-      if (wait > 0) await Promise.race([new Promise((r) => setTimeout(r, wait)), exited]);
-    }
-    const k6Exit = await exited;
-    clearTimeout(killTimer);
-    cleanups.delete(k6Stop);
-    const k6Seconds = (performance.now() - k6Started) / 1000;
-    const end = cpuNow();
-    writeFileSync(outFile, Buffer.concat(output));
-    if (!existsSync(summaryFile))
-      throw new Error(
-        `k6 (${setup}) wrote no summary (exit ${k6Exit}): ${Buffer.concat(output).toString().slice(-2000)}`,
-      );
-    const { metrics } = JSON.parse(readFileSync(summaryFile, "utf8")) as K6Export;
-    const m = (metric: string, stat: string) => metrics[metric]?.[stat] ?? NaN;
+  return clusters.map(({ setup }, c) => {
+    const m = (metric: string, stat: string) => metrics[`${metric}{scenario:${setup}}`]?.[stat] ?? NaN;
     const delivered = m("messages_received", "count");
     const expected = m("messages_expected", "count");
     const sent = m("messages_sent", "count");
@@ -386,36 +421,50 @@ async function measure(setup: SetupName, run: number, workDir: string): Promise<
 
     // The window: from SKIP_MS after the first sample that saw a message sent, to the last sample taken while the
     // senders were still sending (its count below the final one).
-    const first = samples.find((s) => s.sent > 0);
+    const sentAt = (s: Sample) => s.sent[c] as number;
+    const first = samples.find((s) => sentAt(s) > 0);
     const from = first && samples.find((s) => s.t >= first.t + SKIP_MS);
-    const to = [...samples].reverse().find((s) => s.sent > 0 && s.sent < sent);
+    const to = [...samples].reverse().find((s) => sentAt(s) > 0 && sentAt(s) < sent);
     if (!from || !to || to.t - from.t < 2000)
       throw new Error(`k6 (${setup}): no send phase seen in ${samples.length} samples (exit ${k6Exit})`);
     const windowS = (to.t - from.t) / 1000;
-    const deliveredInWindow = (to.expected - from.expected) * deliveryRatio;
+    const deliveredInWindow = ((to.expected[c] as number) - (from.expected[c] as number)) * deliveryRatio;
+    const mine = (s: { clusters: ClusterCpu[] }) => s.clusters[c] as ClusterCpu;
+    const used = (g: keyof ClusterCpu) => mine(to)[g] - mine(from)[g];
     const us = (ns: number) => ns / 1000 / deliveredInWindow;
     const k6Cpu = (to.k6 - from.k6) / 1e9;
     const machine = to.machine - from.machine;
+    const allClusters = to.clusters.reduce(
+      (sum, x, i) =>
+        sum +
+        x.replicas +
+        x.redis +
+        x.nginx -
+        (from.clusters[i] as ClusterCpu).replicas -
+        (from.clusters[i] as ClusterCpu).redis -
+        (from.clusters[i] as ClusterCpu).nginx,
+      0,
+    );
+    const idleUsed = (g: keyof ClusterCpu) => mine(idle1)[g] - mine(idle0)[g];
     return {
       setup,
       run,
       windowS,
-      replicaCpuUsPerDelivered: us(to.replicas - from.replicas),
-      redisCpuUsPerDelivered: us(to.redis - from.redis),
-      nginxCpuUsPerDelivered: us(to.nginx - from.nginx),
+      replicaCpuUsPerDelivered: us(used("replicas")),
+      redisCpuUsPerDelivered: us(used("redis")),
+      nginxCpuUsPerDelivered: us(used("nginx")),
       deliveredInWindow,
-      replicaCores: (to.replicas - from.replicas) / 1e9 / windowS,
-      redisCores: (to.redis - from.redis) / 1e9 / windowS,
-      nginxCores: (to.nginx - from.nginx) / 1e9 / windowS,
+      replicaCores: used("replicas") / 1e9 / windowS,
+      redisCores: used("redis") / 1e9 / windowS,
+      nginxCores: used("nginx") / 1e9 / windowS,
       k6Cores: k6Cpu / windowS,
       machineCores: machine / windowS,
       k6Share: k6Cpu / machine,
-      otherCores:
-        (machine - (to.replicas - from.replicas + to.redis - from.redis + to.nginx - from.nginx) / 1e9 - k6Cpu) /
-        windowS,
-      idleReplicaCores: (idle1.replicas - idle0.replicas) / 1e9 / idleS,
-      idleRedisCores: (idle1.redis - idle0.redis) / 1e9 / idleS,
-      wholeRunCpuUsPerDelivered: (end.replicas - start.replicas + end.redis - start.redis) / 1000 / delivered,
+      otherCores: (machine - allClusters / 1e9 - k6Cpu) / windowS,
+      idleReplicaCores: idleUsed("replicas") / 1e9 / idleS,
+      idleRedisCores: idleUsed("redis") / 1e9 / idleS,
+      wholeRunCpuUsPerDelivered:
+        (mine(end).replicas - mine(start).replicas + mine(end).redis - mine(start).redis) / 1000 / delivered,
       delivered,
       expected,
       deliveryRatio,
@@ -428,10 +477,7 @@ async function measure(setup: SetupName, run: number, workDir: string): Promise<
       k6Exit,
       k6Seconds,
     };
-  } finally {
-    // Unless an abort already took it over (cleanupAll removes what it runs).
-    if (cleanups.delete(stop)) await stop();
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------- report
@@ -505,13 +551,15 @@ async function main(): Promise<void> {
   );
   const runs: Run[] = [];
   for (let run = 1; run <= RUNS; run++) {
-    // Rotated (two setups: alternated) so that no setup always runs first on a warming machine.
+    // Rotated (two setups: alternated) so that no setup always runs (or, together, starts) first.
     const order = SETUPS.map((_, i) => SETUPS[(i + run - 1) % SETUPS.length] as SetupName);
-    for (const setup of order) {
-      const r = await measure(setup, run, workDir);
+    const measured: Run[] = [];
+    if (TOGETHER) measured.push(...(await measure(order, run, workDir)));
+    else for (const setup of order) measured.push(...(await measure([setup], run, workDir)));
+    for (const r of measured) {
       runs.push(r);
       console.log(
-        `run ${run} ${setup.padEnd(11)} replicas ${f(r.replicaCpuUsPerDelivered)} µs/delivered, Redis ${f(r.redisCpuUsPerDelivered)} µs, ` +
+        `run ${run} ${r.setup.padEnd(11)} replicas ${f(r.replicaCpuUsPerDelivered)} µs/delivered, Redis ${f(r.redisCpuUsPerDelivered)} µs, ` +
           `nginx ${f(r.nginxCpuUsPerDelivered)} µs (window ${f(r.windowS, 1)} s), delivered ${f(r.deliveryRatio * 100, 3)} % ` +
           `(${r.delivered}/${r.expected}), p50/p95/p99 ${f(r.p50)}/${f(r.p95)}/${f(r.p99)} ms, k6 ${f(r.k6Cores)} cores ` +
           `(${f(r.k6Share * 100, 0)} % of busy ${f(r.machineCores)}), other ${f(r.otherCores)} cores, errors ${r.socketErrors}, offset gaps ${r.offsetGaps}, k6 exit ${r.k6Exit}`,
@@ -529,6 +577,13 @@ async function main(): Promise<void> {
   });
   const median = (name: SetupName, s: Stat) => setups.find((x) => x.name === name)?.stats[s].median ?? NaN;
   const ratio = (s: Stat, over: SetupName = "vanilla") => median("ours", s) / median(over, s);
+  // Run i of ours over run i of vanilla: with --together the two measured the same seconds of the same machine.
+  const runByRun = (s: Stat, over: SetupName = "vanilla") =>
+    spread(
+      runs
+        .filter((r) => r.setup === "ours")
+        .map((r) => r[s] / (runs.find((x) => x.setup === over && x.run === r.run)?.[s] ?? NaN)),
+    );
   const summary = {
     workload: "k6 room-chat (loadtest/room-chat.js)",
     date: new Date().toISOString(),
@@ -547,9 +602,11 @@ async function main(): Promise<void> {
     node: process.version,
     k6: spawnSync(K6, ["version"], { encoding: "utf8" }).stdout.trim().split("\n")[0],
     seconds: Math.round((Date.now() - started) / 1000),
+    together: TOGETHER,
     oursOverVanilla: {
       replicaCpuUsPerDelivered: ratio("replicaCpuUsPerDelivered"),
       redisCpuUsPerDelivered: ratio("redisCpuUsPerDelivered"),
+      runByRun: { replicaCpuUsPerDelivered: runByRun("replicaCpuUsPerDelivered"), p99: runByRun("p99") },
     },
     ...(WITH_RTT
       ? { oursOverVanillaRtt: { replicaCpuUsPerDelivered: ratio("replicaCpuUsPerDelivered", "vanilla-rtt") } }
@@ -560,30 +617,36 @@ async function main(): Promise<void> {
   const note =
     `k6 room-chat: ${ROOMS * ROOM_SIZE} VUs in ${ROOMS} rooms of ${ROOM_SIZE}, each sending ${RATE} msg/s ` +
     `(${(ROOMS * ROOM_SIZE * RATE * ROOM_SIZE).toLocaleString("en-US")} deliveries/s) for ${DURATION_S} s, through nginx ` +
-    `(session-id routing), ${REPLICAS} replicas and one redis-server per cluster; runs interleaved, order alternating; ` +
+    `(session-id routing), ${REPLICAS} replicas and one redis-server per cluster; ` +
+    (TOGETHER
+      ? `the clusters measured together in each run, by one k6 process driving both (one scenario per cluster, the ` +
+        `same schedule, their senders interleaved), the start order alternating; `
+      : `runs interleaved, order alternating; `) +
     `median (min–max) of the runs. CPU (user+sys of the 3 replicas, of Redis) over the steady send phase only ` +
     `(${SKIP_MS / 1000} s after the first message to the last sample while sending), per message delivered in it. ` +
     `Ours / vanilla (medians): replicas ${f(summary.oursOverVanilla.replicaCpuUsPerDelivered)}×, ` +
-    `Redis ${f(summary.oursOverVanilla.redisCpuUsPerDelivered)}×` +
+    `Redis ${f(summary.oursOverVanilla.redisCpuUsPerDelivered)}×; run by run, replicas ` +
+    `${cell(summary.oursOverVanilla.runByRun.replicaCpuUsPerDelivered)}×, k6 p99 ${cell(summary.oursOverVanilla.runByRun.p99)}×` +
     (summary.oursOverVanillaRtt
       ? `; ours / vanilla-rtt (vanilla delivering on the sender's replica after one Redis round trip): replicas ` +
         `${f(summary.oursOverVanillaRtt.replicaCpuUsPerDelivered)}×`
       : "") +
     `. k6 shares the cores with the clusters: its CPU ` +
     `(cores, and share of the machine's busy CPU in the window) is a noise indicator, and it inflates the latencies. ` +
-    `Other busy cores: the machine's busy CPU in the window outside the cluster and k6 (this harness, other ` +
+    `Other busy cores: the machine's busy CPU in the window outside the clusters and k6 (this harness, other ` +
     `processes), another noise indicator. Idle replica cores: the 3 replicas with no client, before k6 starts.`;
+  const results = TOGETHER ? "bench/results/k6-chat-together-latest" : "bench/results/k6-chat-latest";
   console.log(`\n${note}\n\n${table}\n`);
   mkdirSync(join(ROOT, "bench/results"), { recursive: true });
   const json = JSON.stringify(summary, null, 2);
-  writeFileSync(join(ROOT, "bench/results/k6-chat-latest.json"), json + "\n");
+  writeFileSync(join(ROOT, `${results}.json`), json + "\n");
   writeFileSync(
-    join(ROOT, "bench/results/k6-chat-latest.md"),
+    join(ROOT, `${results}.md`),
     `# k6 room-chat, ours vs vanilla, ${summary.date.slice(0, 10)}, commit ${summary.commit}\n\n` +
       `${summary.machine.cpus} cores (${summary.machine.model}), Node ${summary.node}, ${summary.k6}, ` +
       `${summary.seconds} s.\n\n${note}\n\n${table}\n`,
   );
-  console.log("wrote bench/results/k6-chat-latest.md and bench/results/k6-chat-latest.json");
+  console.log(`wrote ${results}.md and ${results}.json`);
 }
 
 try {

@@ -69,6 +69,8 @@ let recordLatency = false;
 let latencies: number[] = [];
 /** Latencies seen by clients on another replica than the publisher's. */
 let remoteLatencies: number[] = [];
+/** chat-rate latencies seen by clients on the sender's own replica. */
+let localLatencies: number[] = [];
 /** chat-rate senders, and the acknowledgements of their messages. */
 interface ChatSender {
   room: string;
@@ -112,6 +114,7 @@ function onChatPayload(text: string, replica: number): void {
   const latency = now() - Number(text.slice(first + 1, text.indexOf("|", first + 1)));
   latencies.push(latency);
   if (Number(text.slice(0, first)) !== replica) remoteLatencies.push(latency);
+  else localLatencies.push(latency);
 }
 
 const SIO_PREFIXES = ['42["broadcast-message",', '42["room-message-received",'];
@@ -335,13 +338,14 @@ process.on("message", async (message: Command) => {
         firstFailure = undefined;
         latencies = [];
         remoteLatencies = [];
+        localLatencies = [];
         recordLatency = message.record;
         if (publisher) publisher.ownReceived = 0;
         return reply({ ev: "reset" });
       case "stats":
         return reply({ ev: "stats", delivered, acked, failed, firstFailure });
       case "latencies":
-        return reply({ ev: "latencies", latencies, remoteLatencies });
+        return reply({ ev: "latencies", latencies, remoteLatencies, localLatencies });
       case "saturate":
         return reply({ ev: "sent", sent: await saturate(message.durationMs, message.window) });
       case "steady":

@@ -5,7 +5,8 @@ import { Counter, Rate, Trend } from "k6/metrics";
 import ws from "k6/ws";
 import { SocketIoSession, socketIoUrl } from "./socketio.js";
 
-export const BASE_URL = __ENV.BASE_URL || "http://localhost:5000";
+/** Read per session, not at load: a scenario's own `env` (room-chat.js's TARGETS) is seen by VU code only. */
+const baseUrl = () => __ENV.BASE_URL || "http://localhost:5000";
 
 /**
  * Milliseconds with microsecond resolution: the time since this k6 instance started the test, one monotonic
@@ -36,7 +37,7 @@ export function envInt(/** @type {string} */ name, /** @type {number} */ fallbac
  */
 export function runSession(handlers) {
   const started = now();
-  const res = ws.connect(socketIoUrl(BASE_URL), {}, (socket) => {
+  const res = ws.connect(socketIoUrl(baseUrl()), {}, (socket) => {
     const session = new SocketIoSession((frame) => socket.send(frame), {
       onConnect: () => handlers.onConnected(session, socket, now() - started),
       onEvent: (event, args) => handlers.onEvent?.(event, args, session),
