@@ -3,7 +3,8 @@
  * round-robin over the replicas (so a room's members spread over them), the first `senders` members of
  * every room send one `room-message` (with an acknowledgement) at a steady rate, staggered over the whole
  * run so that every message travels alone: no batching. Per setup: replica and Redis CPU per delivered
- * message (separately), delivered / expected, p50 / p99 latency and cross-replica p99. Setups are
+ * message (separately), delivered / expected, p50 / p99 latency, and p50 / p99 apart for the members on the
+ * sender's replica and for those on the others (the append's round trip against the publish's hop). Setups are
  * interleaved run by run; the summary holds medians and the min–max of the runs.
  *
  * With `--baseline=<rev>`, setups named `<setup>@base` run that revision's src/ (bench/baseline.ts) in the
@@ -477,7 +478,8 @@ export function renderChatTable(summary: ChatSummary): string {
     return (
       `| ${s.name} | ${s.runs.length} | ${cell(x.replicaCpuUsPerMsg)} | ${cell(x.redisCpuUsPerMsg)} | ` +
       `${cell(x.replicaWritesPerMsg, 3)} | ${cell(x.deliveryRatio, 2, 100)} % | ${cell(x.p50)} | ${cell(x.p99)} | ` +
-      `${cell(x.remoteP99)} | ${cell(x.sendRate, 0)} | ${s.ackFailures} | ${cell(x.otherCores)} |` +
+      `${cell(x.localP50)} / ${cell(x.localP99)} | ${cell(x.remoteP50)} / ${cell(x.remoteP99)} | ` +
+      `${cell(x.sendRate, 0)} | ${s.ackFailures} | ${cell(x.otherCores)} |` +
       (p.placement === "one" ? ` ${cell(x.idleReplicaCpuUsPerMsg, 3)} |` : "")
     );
   });
@@ -493,9 +495,10 @@ export function renderChatTable(summary: ChatSummary): string {
         ? " The setups of a run were measured together, over the same window, each with its own load processes."
         : ""),
     "",
-    "| setup | runs | replica CPU µs / delivered | Redis CPU µs / delivered | replica writes / delivered | delivered / expected | p50 ms | p99 ms | cross-replica p99 ms | sent msg/s | failed acks | other busy cores |" +
+    "| setup | runs | replica CPU µs / delivered | Redis CPU µs / delivered | replica writes / delivered | delivered / expected | p50 ms | p99 ms | sender's replica p50 / p99 ms | other replicas p50 / p99 ms | sent msg/s | failed acks | other busy cores |" +
       (idle ? " idle replicas' CPU µs / delivered |" : ""),
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (idle ? " ---: |" : ""),
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" +
+      (idle ? " ---: |" : ""),
     ...rows,
   ].join("\n");
 }
