@@ -647,6 +647,13 @@ async function main(): Promise<void> {
       `${summary.seconds} s.\n\n${note}\n\n${table}\n`,
   );
   console.log(`wrote ${results}.md and ${results}.json`);
+  // A cluster that lost, reordered or errored makes its CPU figure meaningless: fail the run (latency is not judged
+  // here, it is k6's and the machine's as much as the servers').
+  const broken = runs.filter((r) => r.deliveryRatio < 0.999 || r.offsetGaps > 0 || r.socketErrors > 0);
+  if (broken.length > 0)
+    throw new Error(
+      `k6-chat: ${broken.map((r) => `${r.setup} run ${r.run}: delivered ${f(r.deliveryRatio * 100, 3)} %, ${r.offsetGaps} offset gaps, ${r.socketErrors} socket errors`).join("; ")}`,
+    );
 }
 
 try {
