@@ -410,6 +410,8 @@ async function measureRunning(
     );
   const { metrics } = JSON.parse(readFileSync(summaryFile, "utf8")) as K6Export;
 
+  // Every cluster's processes together, at one sample: what the machine spent on servers.
+  const allClusters = (s: Sample) => s.clusters.reduce((sum, x) => sum + x.replicas + x.redis + x.nginx, 0);
   return clusters.map(({ setup }, c) => {
     const m = (metric: string, stat: string) => metrics[`${metric}{scenario:${setup}}`]?.[stat] ?? NaN;
     const delivered = m("messages_received", "count");
@@ -434,17 +436,6 @@ async function measureRunning(
     const us = (ns: number) => ns / 1000 / deliveredInWindow;
     const k6Cpu = (to.k6 - from.k6) / 1e9;
     const machine = to.machine - from.machine;
-    const allClusters = to.clusters.reduce(
-      (sum, x, i) =>
-        sum +
-        x.replicas +
-        x.redis +
-        x.nginx -
-        (from.clusters[i] as ClusterCpu).replicas -
-        (from.clusters[i] as ClusterCpu).redis -
-        (from.clusters[i] as ClusterCpu).nginx,
-      0,
-    );
     const idleUsed = (g: keyof ClusterCpu) => mine(idle1)[g] - mine(idle0)[g];
     return {
       setup,
@@ -460,7 +451,7 @@ async function measureRunning(
       k6Cores: k6Cpu / windowS,
       machineCores: machine / windowS,
       k6Share: k6Cpu / machine,
-      otherCores: (machine - allClusters / 1e9 - k6Cpu) / windowS,
+      otherCores: (machine - (allClusters(to) - allClusters(from)) / 1e9 - k6Cpu) / windowS,
       idleReplicaCores: idleUsed("replicas") / 1e9 / idleS,
       idleRedisCores: idleUsed("redis") / 1e9 / idleS,
       wholeRunCpuUsPerDelivered:
