@@ -570,9 +570,10 @@ abstract class RawConnection {
     try {
       for (;;) {
         const ack = input.ackId === undefined ? undefined : this.acks.get(input.ackId);
-        // One connection answers in order, but not every event waits for a join still replaying (an unknown one,
-        // such as a sync, does not): an earlier input's error can come in after this request began. The server
-        // sends an event's error right before its ack, so with an ack the answer is the last error before it.
+        // One connection answers in order (unknown events too wait for a join still replaying), but an answer
+        // to an input before the last sync can still come in after this request began when a request timed
+        // out. The server sends an event's error right before its ack, so with an ack the answer is the last
+        // error before it.
         const error = ack
           ? this.errors
               .slice(0, ack.errorsBefore)
@@ -857,6 +858,13 @@ function checkAnswer(input: InvalidEvent, error: ErrorPayload, ack: unknown): st
   return undefined;
 }
 
+/** Whether a frame holds a Socket.IO DISCONNECT (`41…`); over polling a body carries several packets. */
+function leavesNamespace(frame: Frame): boolean {
+  const body =
+    frame.kind === "text" ? frame.text : frame.kind === "raw-text" ? Buffer.from(frame.bytes).toString() : "";
+  return body.split("\x1e").some((packet) => packet.startsWith("41"));
+}
+
 function syncEvent(n: number): InvalidEvent {
   const event = `fuzz-sync-${n}`;
   return { type: "invalid", label: "sync", frame: eventFrame(event, [], n), event, ackId: n, known: false };
@@ -901,6 +909,9 @@ async function runWorker(
       preceding.push(input);
       malformedSinceOpen++;
       for (const frame of input.frames) await conn.send(frame);
+      // The client left the namespace: the server ends the socket and drops or refuses what follows, as
+      // Socket.IO does for any event racing a disconnect. Nothing after it is owed an answer.
+      if (input.frames.some(leavesNamespace)) await reopen();
       continue;
     }
     stats.invalid++;

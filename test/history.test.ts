@@ -111,6 +111,22 @@ describe.each<[Store, Transport]>([
     ]);
   });
 
+  it("answers an unknown event sent while a join replays after the join, in the order sent", async () => {
+    const { url } = await server(store);
+    const client = await join(url);
+    const order: string[] = [];
+    client.on("room-joined", (room) => order.push(`joined ${room}`));
+    client.on("error", (e) => order.push(`error ${e.code}`));
+    client.on("current-time", () => order.push("time"));
+    const acks: string[] = [];
+    emitRaw(client, "join-room", "ordered", () => acks.push("join"));
+    emitRaw(client, "no-such-event", (r: { error?: { code: string } }) => acks.push(`unknown ${r.error?.code}`));
+    client.emit("get-time");
+    await eventually(() => order.length === 3 && acks.length === 2, 5000, "three answers and two acks");
+    expect(order).toEqual(["joined ordered", "error UNKNOWN_EVENT", "time"]);
+    expect(acks).toEqual(["join", "unknown UNKNOWN_EVENT"]);
+  });
+
   it("acknowledges a resend with the same id with the first offset and does not deliver it again", async () => {
     const { url } = await server(store);
     const [a, b] = await Promise.all([join(url), join(url)]);
