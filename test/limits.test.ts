@@ -2,6 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { Redis } from "ioredis";
+import { SignJWT } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { freePort } from "../scripts/cluster/ports.js";
@@ -129,6 +130,35 @@ describe("event rate limit per user, across replicas", () => {
     console.log(`user limit 10/s over 2 replicas: ${results.filter(Boolean).length} of 20 allowed`);
     expect(results.filter(Boolean).length).toBe(10);
     expect(other).toBe(true);
+  });
+
+  it("answers one connection in the order it asked, unknown events included, with the limit on", async () => {
+    const redis = await startRedis();
+    onCleanup(() => redis.stop());
+    const secret = "a-test-secret-that-is-long-enough-for-hs256";
+    const { url, app } = await startServer({
+      AUTH_MODE: "required",
+      AUTH_JWT_SECRET: secret,
+      REDIS_URL: redis.url,
+      USER_RATE_LIMIT_PER_S: "100",
+    });
+    await eventually(() => app.isReady(), 5000, "ready");
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("alice")
+      .setExpirationTime("1m")
+      .sign(new TextEncoder().encode(secret));
+    const client = await connect(url, { auth: { token } });
+    const order: string[] = [];
+    client.on("room-joined", (room) => order.push(`joined ${room}`));
+    client.on("error", (e) => order.push(`error ${e.code}`));
+    client.on("current-time", () => order.push("time"));
+    // Each event waits for the user's count in Redis before it runs; the unknown one must wait its turn too.
+    client.emit("join-room", "ordered");
+    emitRaw(client, "no-such-event", () => undefined);
+    client.emit("get-time");
+    await eventually(() => order.length === 3, 5000, "three answers");
+    expect(order).toEqual(["joined ordered", "error UNKNOWN_EVENT", "time"]);
   });
 });
 

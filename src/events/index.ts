@@ -12,7 +12,8 @@ type RejectAck = Parameters<typeof reject>[5];
  * A socket's events are handled as they come, except while one of its joins is still replaying: what it
  * sends meanwhile, unknown events included, waits for the join, then runs in order. So the seed's client
  * (join-room, room-message, get-time, without waiting) sees room-joined, its room message and the time in
- * that order, and one connection's answers come in the order it asked.
+ * that order, and one connection's answers come in the order it asked. Only a rate-limited event is answered at
+ * once (see the gate below): a flood must not queue up behind a join.
  */
 function joinOrder() {
   const chains = new WeakMap<TypedSocket, Promise<unknown>>();
@@ -62,6 +63,10 @@ export function createConnectionHandler(app: AppContext, gate?: EventGate): (soc
     reject(app, this, shown, "UNKNOWN_EVENT", `unknown event "${shown}"`, ack as RejectAck);
     return undefined;
   };
+  // An unknown event passes the same gates and the same order as a known one.
+  const [, unknownListener] = gated("unknown", function (...args) {
+    return inOrder(this, answerUnknown, args, false);
+  });
   const onUnknown = function (this: TypedSocket, event: string, ...args: unknown[]) {
     if (isClientEvent(event)) return;
     unknownReceived.value++;
@@ -71,9 +76,8 @@ export function createConnectionHandler(app: AppContext, gate?: EventGate): (soc
     // answer takes that tick too, so it keeps its place among the events sent before and after it (history.test.ts
     // "answers an unknown event sent while a join replays …" fails if an upgrade changes that).
     process.nextTick(() => {
-      if (!this.connected || (gate && !gate.admit(this, "unknown", ack))) return;
       // The name is the client's: echo a bounded prefix of it, never the whole.
-      void inOrder(this, answerUnknown, [clip(String(event)), ack], false);
+      if (this.connected) void unknownListener.call(this, clip(String(event)), ack);
     });
   };
   const onDisconnect = function (this: TypedSocket, reason: string) {
