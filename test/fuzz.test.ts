@@ -570,10 +570,10 @@ abstract class RawConnection {
     try {
       for (;;) {
         const ack = input.ackId === undefined ? undefined : this.acks.get(input.ackId);
-        // One connection answers in order (unknown events too wait for a join still replaying), but an answer
-        // to an input before the last sync can still come in after this request began when a request timed
-        // out. The server sends an event's error right before its ack, so with an ack the answer is the last
-        // error before it.
+        // What follows a join still replaying waits for it, unknown events (such as a sync) included, but an
+        // answer to an input before the last sync can still come in after this request began when a request
+        // timed out. The server sends an event's error right before its ack, so with an ack the answer is the
+        // last error before it.
         const error = ack
           ? this.errors
               .slice(0, ack.errorsBefore)
