@@ -1,14 +1,13 @@
 import bcrypt from "bcryptjs";
-import { SignJWT } from "jose";
 import { io as ioClient, type Socket } from "socket.io-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConfigError, parseConfig } from "../src/config.js";
 import { cleanupAll, connect, onCleanup, startServer } from "./support/server.js";
+import { hs256, TEST_JWT_SECRET } from "./support/tokens.js";
 
 const PASSWORD = "unit-admin-password";
 const HASH = bcrypt.hashSync(PASSWORD, 4);
 const ON = { ADMIN_UI: "on", ADMIN_UI_PASSWORD_HASH: HASH };
-const SECRET = "an-hs256-secret-of-at-least-32-bytes!";
 
 afterEach(cleanupAll);
 
@@ -61,11 +60,8 @@ describe("admin UI on one server", () => {
   });
 
   it("masks the handshake token once verified; the token still authenticates", async () => {
-    const { url, app } = await startServer({ ...ON, AUTH_MODE: "optional", AUTH_JWT_SECRET: SECRET });
-    const token = await new SignJWT({ sub: "alice" })
-      .setProtectedHeader({ alg: "HS256" })
-      .setExpirationTime("5m")
-      .sign(new TextEncoder().encode(SECRET));
+    const { url, app } = await startServer({ ...ON, AUTH_MODE: "optional", AUTH_JWT_SECRET: TEST_JWT_SECRET });
+    const token = await hs256("alice", {}, 300);
     const client = await connect(url, { auth: { token } });
     const [socket] = await app.io.fetchSockets();
     expect(socket?.id).toBe(client.id);

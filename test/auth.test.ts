@@ -4,7 +4,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from "jose";
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
 import { io as connectClient } from "socket.io-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createReliableRooms, type RoomMessageReceived } from "../src/client/index.js";
@@ -12,6 +12,7 @@ import { decodeTokenExpiry } from "../src/client/tokens.js";
 import { ConfigError, parseConfig } from "../src/config.js";
 import type { ErrorPayload, UnauthorizedData } from "../src/contract.js";
 import { startRedis, type RedisServer } from "./support/redis.js";
+import { hs256, testSecretKey, TEST_JWT_SECRET, type Claims } from "./support/tokens.js";
 import {
   cleanupAll,
   connect,
@@ -27,25 +28,7 @@ import {
 
 afterEach(cleanupAll);
 
-const SECRET = "a-test-secret-that-is-long-enough-for-hs256";
-const secretKey = new TextEncoder().encode(SECRET);
-const HS = { AUTH_JWT_SECRET: SECRET };
-
-interface Claims extends JWTPayload {
-  rooms?: string[];
-  scope?: string;
-}
-
-/** A token for `sub`, valid for `ttlS` seconds (negative: already expired). */
-function hs256(sub: string, claims: Claims = {}, ttlS = 60, key: Uint8Array = secretKey): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: "HS256" })
-    .setSubject(sub)
-    .setIssuedAt(now - 120)
-    .setExpirationTime(now + ttlS)
-    .sign(key);
-}
+const HS = { AUTH_JWT_SECRET: TEST_JWT_SECRET };
 
 interface KeyPair {
   kid: string;
@@ -156,13 +139,15 @@ describe("AUTH_MODE=required", () => {
   });
 
   it.each([
-    ["a bad signature", () => hs256("alice", { iss: "https://idp.test", aud: "realtime" }, 60, secretKey.slice(1))],
+    ["a bad signature", () => hs256("alice", { iss: "https://idp.test", aud: "realtime" }, 60, testSecretKey.slice(1))],
     ["the wrong issuer", () => good("alice", { iss: "https://evil.test" })],
     ["the wrong audience", () => good("alice", { aud: "another-api" })],
     [
       "no sub",
       () =>
-        new SignJWT({ iss: "https://idp.test", aud: "realtime" }).setProtectedHeader({ alg: "HS256" }).sign(secretKey),
+        new SignJWT({ iss: "https://idp.test", aud: "realtime" })
+          .setProtectedHeader({ alg: "HS256" })
+          .sign(testSecretKey),
     ],
     ["a rooms claim that is not a list", () => good("alice", { rooms: "lobby" as unknown as string[] })],
     ["garbage", () => Promise.resolve("not.a.jwt")],

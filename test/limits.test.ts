@@ -2,7 +2,6 @@ import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { Redis } from "ioredis";
-import { SignJWT } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { freePort } from "../scripts/cluster/ports.js";
@@ -13,6 +12,7 @@ import { createUserRateLimiter } from "../src/limits/user-rate.js";
 import { openRawWebSocket } from "./support/raw-ws.js";
 import { startRedis } from "./support/redis.js";
 import { cleanupAll, connect, emitRaw, eventually, onCleanup, record, sleep, startServer } from "./support/server.js";
+import { hs256, TEST_JWT_SECRET } from "./support/tokens.js";
 
 afterEach(cleanupAll);
 
@@ -135,20 +135,14 @@ describe("event rate limit per user, across replicas", () => {
   it("answers one connection in the order it asked, unknown events included, with the limit on", async () => {
     const redis = await startRedis();
     onCleanup(() => redis.stop());
-    const secret = "a-test-secret-that-is-long-enough-for-hs256";
     const { url, app } = await startServer({
       AUTH_MODE: "required",
-      AUTH_JWT_SECRET: secret,
+      AUTH_JWT_SECRET: TEST_JWT_SECRET,
       REDIS_URL: redis.url,
       USER_RATE_LIMIT_PER_S: "100",
     });
     await eventually(() => app.isReady(), 5000, "ready");
-    const token = await new SignJWT({})
-      .setProtectedHeader({ alg: "HS256" })
-      .setSubject("alice")
-      .setExpirationTime("1m")
-      .sign(new TextEncoder().encode(secret));
-    const client = await connect(url, { auth: { token } });
+    const client = await connect(url, { auth: { token: await hs256("alice") } });
     const order: string[] = [];
     client.on("room-joined", (room) => order.push(`joined ${room}`));
     client.on("error", (e) => order.push(`error ${e.code}`));
