@@ -27,18 +27,19 @@ function joinOrder() {
       if (chains.get(socket) === settled) chains.delete(socket);
     });
   };
-  /** Runs the listener now, or after the socket's pending joins; a join starts a chain. */
-  return (socket: TypedSocket, listener: SharedListener, args: unknown[], startsChain: boolean) => {
-    const pending = chains.get(socket);
-    if (!pending) {
-      const done = listener.apply(socket, args);
-      if (startsChain && done) track(socket, done);
+  /** The listener, run at once or after the socket's pending joins; a join's own listener starts a chain. */
+  return (listener: SharedListener, startsChain: boolean): SharedListener =>
+    function (...args) {
+      const pending = chains.get(this);
+      if (!pending) {
+        const done = listener.apply(this, args);
+        if (startsChain && done) track(this, done);
+        return done;
+      }
+      const done = pending.then(() => (this.connected ? listener.apply(this, args) : undefined));
+      track(this, done);
       return done;
-    }
-    const done = pending.then(() => (socket.connected ? listener.apply(socket, args) : undefined));
-    track(socket, done);
-    return done;
-  };
+    };
 }
 
 /**
@@ -48,15 +49,12 @@ function joinOrder() {
 export function createConnectionHandler(app: AppContext, gate?: EventGate): (socket: TypedSocket) => void {
   const registry: EventRegistry = { ...messageEvents(app), ...roomEvents(app), ...authEvents(app) };
   // The rate gate comes first: a limited event waits for nothing and is answered at once.
-  const gated = (e: string, l: SharedListener): [string, SharedListener] => [e, gate ? gate.wrap(e, l) : l];
+  const gated = (e: string, l: SharedListener): SharedListener => (gate ? gate.wrap(e, l) : l);
   const inOrder = joinOrder();
-  const listeners = Object.entries(registry).map(([event, listener]): [string, SharedListener] => {
-    const startsChain = event === "join-room";
-    const ordered: SharedListener = function (...args) {
-      return inOrder(this, listener, args, startsChain);
-    };
-    return gated(event, ordered);
-  });
+  const listeners = Object.entries(registry).map(([event, listener]): [string, SharedListener] => [
+    event,
+    gated(event, inOrder(listener, event === "join-room")),
+  ]);
   const unknownReceived = app.metrics.eventReceived("unknown");
   const answerUnknown: SharedListener = function (name, ack) {
     unknownReceived.value++;
@@ -65,9 +63,7 @@ export function createConnectionHandler(app: AppContext, gate?: EventGate): (soc
     return undefined;
   };
   // An unknown event passes the same gates and the same order as a known one.
-  const [, unknownListener] = gated("unknown", function (...args) {
-    return inOrder(this, answerUnknown, args, false);
-  });
+  const unknownListener = gated("unknown", inOrder(answerUnknown, false));
   const onUnknown = function (this: TypedSocket, event: string, ...args: unknown[]) {
     if (isClientEvent(event)) return;
     const last = args[args.length - 1];
