@@ -431,12 +431,13 @@ async function measureRunning(
       throw new Error(`k6 (${setup}): no send phase seen in ${samples.length} samples (exit ${k6Exit})`);
     const windowS = (to.t - from.t) / 1000;
     const deliveredInWindow = ((to.expected[c] as number) - (from.expected[c] as number)) * deliveryRatio;
-    const mine = (s: { clusters: ClusterCpu[] }) => s.clusters[c] as ClusterCpu;
-    const used = (g: keyof ClusterCpu) => mine(to)[g] - mine(from)[g];
+    // This cluster's CPU nanoseconds in group `g` between two samples.
+    const spent = (a: { clusters: ClusterCpu[] }, b: { clusters: ClusterCpu[] }, g: keyof ClusterCpu) =>
+      (b.clusters[c] as ClusterCpu)[g] - (a.clusters[c] as ClusterCpu)[g];
+    const used = (g: keyof ClusterCpu) => spent(from, to, g);
     const us = (ns: number) => ns / 1000 / deliveredInWindow;
     const k6Cpu = (to.k6 - from.k6) / 1e9;
     const machine = to.machine - from.machine;
-    const idleUsed = (g: keyof ClusterCpu) => mine(idle1)[g] - mine(idle0)[g];
     return {
       setup,
       run,
@@ -452,10 +453,9 @@ async function measureRunning(
       machineCores: machine / windowS,
       k6Share: k6Cpu / machine,
       otherCores: (machine - (allClusters(to) - allClusters(from)) / 1e9 - k6Cpu) / windowS,
-      idleReplicaCores: idleUsed("replicas") / 1e9 / idleS,
-      idleRedisCores: idleUsed("redis") / 1e9 / idleS,
-      wholeRunCpuUsPerDelivered:
-        (mine(end).replicas - mine(start).replicas + mine(end).redis - mine(start).redis) / 1000 / delivered,
+      idleReplicaCores: spent(idle0, idle1, "replicas") / 1e9 / idleS,
+      idleRedisCores: spent(idle0, idle1, "redis") / 1e9 / idleS,
+      wholeRunCpuUsPerDelivered: (spent(start, end, "replicas") + spent(start, end, "redis")) / 1000 / delivered,
       delivered,
       expected,
       deliveryRatio,
